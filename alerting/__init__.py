@@ -1,0 +1,1 @@
+"""kyoten.alerting: the alert bridge from Zabbix events to mail, Slack and PATLITE towers."""

@@ -1,0 +1,1 @@
+"""kyoten.hardware: PATLITE signal-tower protocols, transports and an emulator."""
