@@ -1,0 +1,24 @@
+"""Channel registry: config ``type`` → builder, one line per channel.
+
+Builders are imported lazily (``"module:function"``) so a bridge without, say, a tower configured
+never imports its transport. See :mod:`kyoten.alerting.channels.base` for the contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Builder
+
+REGISTRY: dict[str, str] = {
+    "mail": "kyoten.alerting.channels.mail:build",
+    "slack": "kyoten.alerting.channels.slack:build",
+    "slack-webhook": "kyoten.alerting.channels.slack:build_webhook",
+}
+
+
+def load_builder(kind: str) -> Builder:
+    """The builder registered for channel type ``kind`` (KeyError if none)."""
+    module, _, attr = REGISTRY[kind].partition(":")
+    builder: Builder = getattr(importlib.import_module(module), attr)
+    return builder
