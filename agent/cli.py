@@ -18,7 +18,10 @@ from importlib.metadata import PackageNotFoundError, version
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "get": ("kyoten.agent.commands", "print one item's value as Zabbix should store it"),
     "check-config": ("kyoten.agent.commands", "validate the TOML config and list the targets"),
-    "export": ("kyoten.agent.commands", "write generated artefacts (templates, agent config, docs)"),
+    "export": (
+        "kyoten.agent.commands",
+        "write generated artefacts (templates, agent config, docs)",
+    ),
     "import": ("kyoten.agent.zabbix_import", "import templates and the media type through the API"),
     "bridge": ("kyoten.alerting.cli", "run and operate the alert bridge"),
     "tower": ("kyoten.hardware.cli", "drive, query or emulate PATLITE signal towers"),

@@ -1,0 +1,169 @@
+"""The vocabulary of the metric catalogue: frozen declarations, no behaviour beyond naming.
+
+Every item key, LLD rule, macro, value map and trigger kyoten knows is declared once with
+these types (in the sibling modules). The collector checks its JSON against them, and the
+Zabbix templates, the agent config files and METRICS.md are rendered from them, so none of
+those can drift from what the collector really sends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ValueType(StrEnum):
+    """Zabbix item value types, by their export names."""
+
+    FLOAT = "FLOAT"
+    CHAR = "CHAR"
+    UNSIGNED = "UNSIGNED"
+    TEXT = "TEXT"
+
+
+class Severity(StrEnum):
+    """Zabbix trigger priorities, by their export names."""
+
+    INFO = "INFO"
+    WARNING = "WARNING"
+    AVERAGE = "AVERAGE"
+    HIGH = "HIGH"
+    DISASTER = "DISASTER"
+
+
+@dataclass(frozen=True)
+class Macro:
+    """A user macro with its default; thresholds follow ``{$AREA.METRIC.MAX.WARN}``."""
+
+    name: str
+    default: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"\{\$[A-Z0-9_.]+\}", self.name):
+            raise ValueError(f"macro name {self.name!r} is not of the form {{$UPPER.CASE}}")
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    """Numeric codes the collector emits, with the words an operator reads."""
+
+    name: str
+    mappings: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger on the metric it is declared under.
+
+    ``expression`` and ``recovery`` are Zabbix expressions in which ``ITEM(field)`` stands for
+    the item of ``field`` in the same scope (the family, or the same LLD rule); the renderer
+    turns it into ``/Template name/item.key``. ``depends_on`` names the ``uid`` of triggers
+    this one is suppressed by (one root cause pages once).
+    """
+
+    uid: str
+    name: str
+    expression: str
+    severity: Severity
+    description: str
+    recovery: str | None = None
+    opdata: str = ""
+    manual_close: bool = False
+    depends_on: tuple[str, ...] = ()
+    scope: str = "availability"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One field of a collector JSON object and, unless ``item`` is false, a dependent item.
+
+    ``heartbeat`` adds DISCARD_UNCHANGED_HEARTBEAT (slow-changing values); ``optional`` adds a
+    DISCARD_VALUE error handler for values a role does not have (JSON null).
+    """
+
+    field: str
+    name: str
+    value_type: ValueType
+    description: str
+    units: str = ""
+    valuemap: str | None = None
+    heartbeat: str | None = None
+    triggers: tuple[Trigger, ...] = ()
+    item: bool = True
+    optional: bool = False
+    graph: str | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """An LLD rule over one array field of the family's JSON.
+
+    ``macros`` maps LLD macros to fields of the array's objects; the first one identifies an
+    element (item keys and JSONPath filters use it). ``key`` is the standalone agent key that
+    prints the same rows as a plain LLD JSON array.
+    """
+
+    field: str
+    name: str
+    key: str
+    description: str
+    macros: tuple[tuple[str, str], ...]
+    metrics: tuple[Metric, ...]
+    filter_macro: Macro | None = None
+
+    @property
+    def id_macro(self) -> str:
+        return self.macros[0][0]
+
+    @property
+    def id_field(self) -> str:
+        return self.macros[0][1]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A positional item-key parameter; in templates it is filled from ``macro``."""
+
+    name: str
+    macro: Macro
+
+
+@dataclass(frozen=True)
+class Family:
+    """One agent key returning one JSON object (a master item), and the template built on it."""
+
+    key: str
+    description: str
+    template: str
+    template_description: str
+    params: tuple[Param, ...]
+    metrics: tuple[Metric, ...]
+    discoveries: tuple[Discovery, ...] = ()
+    macros: tuple[Macro, ...] = ()
+    valuemaps: tuple[ValueMap, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    component: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def fields(self) -> frozenset[str]:
+        """Every top-level field the collector's JSON for this family must carry."""
+        return frozenset([m.field for m in self.metrics] + [d.field for d in self.discoveries])
+
+    def master_key(self) -> str:
+        """The master item key as used in templates: parameters filled from macros."""
+        if not self.params:
+            return self.key
+        return f"{self.key}[{','.join(p.macro.name for p in self.params)}]"
+
+    def all_macros(self) -> tuple[Macro, ...]:
+        """Parameter macros, threshold macros and LLD filter macros, without repeats."""
+        seen: dict[str, Macro] = {}
+        for m in (
+            *[p.macro for p in self.params],
+            *self.macros,
+            *[d.filter_macro for d in self.discoveries if d.filter_macro],
+        ):
+            seen.setdefault(m.name, m)
+        return tuple(seen.values())

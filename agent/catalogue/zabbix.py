@@ -1,0 +1,167 @@
+"""Zabbix server native HA (6.0+), read from the ``ha_node`` table of the Zabbix database."""
+
+from __future__ import annotations
+
+from kyoten.agent.catalogue.common import NODATA, SITE_FIELD, TARGET_FIELD, duration
+from kyoten.agent.catalogue.model import (
+    Discovery,
+    Family,
+    Macro,
+    Metric,
+    Param,
+    Severity,
+    Trigger,
+    ValueMap,
+    ValueType,
+)
+
+A = "Zabbix HA"
+TARGET = Macro(
+    "{$KYOTEN.ZBX.TARGET}", "zabbix", "Name of the Zabbix database target in kyoten.toml."
+)
+LASTACCESS = Macro(
+    "{$ZBX.HA.LASTACCESS.MAX.WARN}",
+    "60",
+    "Seconds a running node may go without updating ha_node.lastaccess (nodes "
+    "update it every 5 s).",
+)
+
+NODE_STATUS = ValueMap(
+    "kyoten Zabbix HA node status",
+    (("0", "Standby"), ("1", "Stopped"), ("2", "Unavailable"), ("3", "Active")),
+)
+
+NODES = Discovery(
+    "nodes",
+    "HA node discovery",
+    "kyoten.zabbix.ha.nodes",
+    "Zabbix server HA nodes registered in ha_node.",
+    (("{#NODE.ID}", "id"), ("{#NODE.NAME}", "name")),
+    metrics=(
+        Metric("id", "HA node [{#NODE.NAME}]: Id", ValueType.CHAR, "ha_nodeid.", item=False),
+        Metric("name", "HA node [{#NODE.NAME}]: Name", ValueType.CHAR, "HANodeName.", item=False),
+        Metric(
+            "address",
+            "HA node [{#NODE.NAME}]: Address",
+            ValueType.CHAR,
+            "NodeAddress:port.",
+            heartbeat="1d",
+        ),
+        Metric(
+            "status",
+            "HA node [{#NODE.NAME}]: Status",
+            ValueType.UNSIGNED,
+            "0 standby, 1 stopped, 2 unavailable, 3 active.",
+            valuemap=NODE_STATUS.name,
+            heartbeat="1h",
+            triggers=(
+                Trigger(
+                    "zbx.node_unavailable",
+                    "Zabbix HA node [{#NODE.NAME}] is unavailable",
+                    "last(ITEM(status))=2",
+                    Severity.AVERAGE,
+                    "The node stopped updating ha_node: it cannot take over if the active node "
+                    "fails.",
+                ),
+                Trigger(
+                    "zbx.node_changed",
+                    "Zabbix HA node [{#NODE.NAME}] is now {ITEM.LASTVALUE1}",
+                    "last(ITEM(status),#1)<>last(ITEM(status),#2)",
+                    Severity.INFO,
+                    "The node changed state (failover, restart or stop).",
+                    manual_close=True,
+                    scope="notice",
+                ),
+            ),
+        ),
+        Metric(
+            "lastaccess_age",
+            "HA node [{#NODE.NAME}]: Since last access",
+            ValueType.FLOAT,
+            "Seconds since the node last updated ha_node (database clock).",
+            units="s",
+            triggers=(
+                Trigger(
+                    "zbx.node_stale",
+                    "Zabbix HA node [{#NODE.NAME}] silent for over {$ZBX.HA.LASTACCESS.MAX.WARN} s",
+                    "min(ITEM(lastaccess_age),2m)>{$ZBX.HA.LASTACCESS.MAX.WARN} and "
+                    "last(ITEM(status))<>1",
+                    Severity.WARNING,
+                    "A running node stopped touching the database.",
+                    depends_on=("zbx.node_unavailable",),
+                ),
+            ),
+        ),
+    ),
+)
+
+FAMILY = Family(
+    key="kyoten.zabbix.ha",
+    description="Zabbix server HA cluster state from a Zabbix database target, as JSON.",
+    template="kyoten Zabbix HA cluster",
+    template_description=(
+        "Zabbix server native HA (6.0+) read straight from ha_node, so it works whichever node "
+        "is active, and even when none is. Set {$KYOTEN.ZBX.TARGET}."
+    ),
+    params=(Param("target", TARGET),),
+    component="zabbix-ha",
+    tags=(("class", "software"), ("target", "zabbix")),
+    macros=(NODATA, LASTACCESS),
+    valuemaps=(NODE_STATUS,),
+    metrics=(
+        TARGET_FIELD,
+        SITE_FIELD,
+        duration(A, "zbx", "the Zabbix database"),
+        Metric("nodes_total", f"{A}: Nodes", ValueType.UNSIGNED, "Rows in ha_node."),
+        Metric(
+            "nodes_active",
+            f"{A}: Active nodes",
+            ValueType.UNSIGNED,
+            "Nodes with status active (exactly 1 when healthy).",
+            triggers=(
+                Trigger(
+                    "zbx.no_active",
+                    f"{A}: no active node",
+                    "max(ITEM(nodes_active),1m)=0",
+                    Severity.DISASTER,
+                    "No Zabbix server is processing data.",
+                ),
+                Trigger(
+                    "zbx.two_active",
+                    f"{A}: {{ITEM.LASTVALUE1}} active nodes",
+                    "last(ITEM(nodes_active))>1",
+                    Severity.DISASTER,
+                    "More than one active node in one database should be impossible.",
+                ),
+            ),
+        ),
+        Metric(
+            "nodes_standby", f"{A}: Standby nodes", ValueType.UNSIGNED, "Nodes ready to take over."
+        ),
+        Metric(
+            "nodes_unavailable",
+            f"{A}: Unavailable nodes",
+            ValueType.UNSIGNED,
+            "Nodes marked unavailable by the active node.",
+        ),
+        Metric(
+            "active_node",
+            f"{A}: Active node",
+            ValueType.CHAR,
+            "Name of the active node ('' when none).",
+            triggers=(
+                Trigger(
+                    "zbx.failover",
+                    f"{A}: failover to {{ITEM.LASTVALUE1}}",
+                    "last(ITEM(active_node),#1)<>last(ITEM(active_node),#2) and "
+                    "length(last(ITEM(active_node)))>0",
+                    Severity.WARNING,
+                    "Another node became active: find out why the previous one stopped.",
+                    manual_close=True,
+                    scope="notice",
+                ),
+            ),
+        ),
+    ),
+    discoveries=(NODES,),
+)

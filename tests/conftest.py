@@ -1,0 +1,88 @@
+"""Real servers for the integration tests, started once per session on 127.0.0.1.
+
+The lab classes live in ``kyoten.agent.lab`` so ``kyoten demo`` runs the very same code.
+Tests that break things (promotion, stopped standby) build their own throw-away cluster with
+``cluster_factory`` instead of damaging the shared one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kyoten.agent.lab.pgpool import Pgpool
+from kyoten.agent.lab.postgres import PgNode
+from kyoten.agent.lab.procs import free_port
+
+
+@dataclass
+class Cluster:
+    """Site A primary + site B standby, and one standalone Pgpool per site in front of both."""
+
+    primary: PgNode
+    standby: PgNode
+    pool_a: Pgpool
+    pool_b: Pgpool
+
+    def stop(self) -> None:
+        for pool in (self.pool_b, self.pool_a):
+            pool.stop()
+        for node in (self.standby, self.primary):
+            node.stop("immediate")
+
+
+def build_cluster(root: Path, slot: str = "site_b") -> Cluster:
+    """Create and start a two-site cluster under ``root`` (≈ 3 s on the CI machine)."""
+    primary = PgNode("site-a", root / "pg" / "site-a", free_port())
+    standby = PgNode("site-b", root / "pg" / "site-b", free_port())
+    primary.init_primary()
+    standby.init_standby(primary, slot=slot)
+    pools = [
+        Pgpool(f"pool-{s}", root / f"pgpool-{s}", free_port(), free_port(), [primary, standby])
+        for s in ("a", "b")
+    ]
+    for pool in pools:
+        pool.start()
+    return Cluster(primary, standby, *pools)
+
+
+@pytest.fixture(scope="session")
+def lab_root() -> Iterator[Path]:
+    """A directory the daemons' accounts can traverse (pytest's tmp dirs are 0700 root)."""
+    root = Path(tempfile.mkdtemp(prefix="kyoten-lab-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(lab_root: Path) -> Iterator[Cluster]:
+    """The shared cluster. Tests may disturb it only if they restore it before returning."""
+    c = build_cluster(lab_root / "shared")
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_primary(cluster: Cluster) -> PgNode:
+    """The shared primary; ``conninfo(dbname)`` gives a superuser conninfo on loopback."""
+    return cluster.primary
+
+
+@pytest.fixture
+def cluster_factory(lab_root: Path) -> Iterator[Callable[[], Cluster]]:
+    """Throw-away clusters for destructive tests, stopped and removed afterwards."""
+    made: list[Cluster] = []
+
+    def make() -> Cluster:
+        c = build_cluster(Path(tempfile.mkdtemp(prefix="c-", dir=lab_root)))
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
