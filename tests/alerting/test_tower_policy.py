@@ -67,7 +67,7 @@ def test_settings_merge_colours_and_collect_every_error() -> None:
             "buzzer": 4,
             "silence_after": 120,
             "idle": None,
-        }  # fmt: skip
+        }
     )
     assert policy.colours[1] is Colour.WHITE and policy.colours[5] is Colour.RED
     assert decide([problem(5, age=119)], NOW, policy) == TowerState(red=Light.BLINK, buzzer=4)
