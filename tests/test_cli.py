@@ -27,7 +27,8 @@ def test_get_does_not_import_the_bridge_stack() -> None:
     """UserParameter mode pays Python start-up on every poll: keep aiohttp & co out of it."""
     code = (
         "import sys; from kyoten.agent import cli; cli.build_parser();"
-        "print(','.join(m for m in ('aiohttp','slack_sdk','serial','aiosmtplib') if m in sys.modules))"
+        "heavy = ('aiohttp', 'slack_sdk', 'serial', 'aiosmtplib');"
+        "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -130,6 +130,15 @@ class Param:
     macro: Macro
 
 
+INTERVAL = Macro(
+    "{$KYOTEN.INTERVAL}",
+    "1m",
+    "How often the agent runs the collector for this template's master item. Every other "
+    "item of the template is a dependent item and updates with it.",
+)
+"""The master items' update interval: a macro, so a host (or a test) can poll faster."""
+
+
 @dataclass(frozen=True)
 class Family:
     """One agent key returning one JSON object (a master item), and the template built on it."""
@@ -146,6 +155,7 @@ class Family:
     tags: tuple[tuple[str, str], ...] = ()
     component: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    interval: Macro = INTERVAL
 
     def fields(self) -> frozenset[str]:
         """Every top-level field the collector's JSON for this family must carry."""
@@ -162,6 +172,7 @@ class Family:
         seen: dict[str, Macro] = {}
         for m in (
             *[p.macro for p in self.params],
+            self.interval,
             *self.macros,
             *[d.filter_macro for d in self.discoveries if d.filter_macro],
         ):

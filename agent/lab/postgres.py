@@ -49,7 +49,7 @@ class PgNode:
     ) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows (empty for statements without results)."""
         with psycopg.connect(self.conninfo(dbname), autocommit=autocommit) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            cur = conn.execute(query.encode(), params)
             return cur.fetchall() if cur.description else []
 
     def value(self, query: str, params: tuple[Any, ...] = (), dbname: str = "postgres") -> Any:

@@ -1,0 +1,182 @@
+"""The collector: item key → one query pass per target → shaped JSON text.
+
+Used by ``kyoten get`` (one call per process, UserParameter mode) and by the agent 2 plugin
+(one long-lived instance, ``persistent=True``, connections kept between polls).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
+from typing import Any, TypeVar
+
+from kyoten.agent.catalogue import KEYS, AgentKey
+from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
+from kyoten.agent.errors import KeyError_, KyotenError, TargetError, UnknownTarget
+from kyoten.agent.shape import (
+    Json,
+    Outcome,
+    lld_rows,
+    shape_cross,
+    shape_pg,
+    shape_pgpool,
+    shape_zabbix,
+)
+from kyoten.agent.sources.connect import Connector
+from kyoten.agent.sources.pgpool import Pcp, query_pgpool_pcp, query_pgpool_sql, query_watchdog
+from kyoten.agent.sources.postgres import query_postgres
+from kyoten.agent.sources.zabbix import query_zabbix
+
+T = TypeVar("T")
+_KIND = {"kyoten.pg": "postgres", "kyoten.pgpool": "pgpool", "kyoten.zabbix.ha": "zabbix"}
+
+
+def render(value: Any) -> str:
+    """JSON as Zabbix stores it: compact, UTF-8 kept readable."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Collector:
+    """Answers catalogue keys for the targets of one config."""
+
+    def __init__(self, config: Config, *, persistent: bool = False) -> None:
+        self.config = config
+        self.connector = Connector(persistent=persistent, connect_timeout=config.connect_timeout)
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kyoten-cross")
+
+    def close(self) -> None:
+        self.connector.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ keys
+    def resolve(self, key: str, params: list[str]) -> AgentKey:
+        """Check a key and its parameter count against the catalogue."""
+        akey = KEYS.get(key)
+        if akey is None:
+            raise KeyError_(f"unknown item key {key!r}; kyoten knows: {', '.join(sorted(KEYS))}")
+        want = len(akey.params)
+        if want == 0 and params in ([], [""]):
+            return akey
+        if len(params) != want:
+            form = f"{key}[{','.join(akey.params)}]" if want else key
+            raise KeyError_(f"{key} takes {want} parameter(s), got {len(params)}: use {form}")
+        return akey
+
+    def get(self, key: str, params: list[str], deadline_s: float | None = None) -> str:
+        """The value Zabbix should store for ``key[params]`` (a JSON document or LLD array)."""
+        akey = self.resolve(key, params)
+        deadline = time.monotonic() + (
+            deadline_s if deadline_s is not None else self.config.deadline
+        )
+        obj = self.snapshot(akey, params, deadline)
+        return render(lld_rows(obj, akey.discovery) if akey.discovery else obj)
+
+    def snapshot(self, akey: AgentKey, params: list[str], deadline: float) -> Json:
+        if akey.family.key == "kyoten.cross":
+            return self.cross(deadline)
+        kind = _KIND[akey.family.key]
+        name = self.target_name(kind, params[0])
+        if kind == "postgres":
+            return self.postgres(self.config.postgres[name], deadline)
+        if kind == "pgpool":
+            return self.pgpool(self.config.pgpool[name], deadline)
+        return self.zabbix(self.config.zabbix[name], deadline)
+
+    def target_name(self, kind: str, name: str) -> str:
+        """The named target; an empty name is allowed when only one target of the kind exists."""
+        targets = self.config.targets(kind)
+        if name in targets:
+            return name
+        if name == "" and len(targets) == 1:
+            return next(iter(targets))
+        known = ", ".join(sorted(targets)) or "none"
+        what = "no target name given" if name == "" else f"unknown {kind} target {name!r}"
+        raise UnknownTarget(f"{what}; {kind} targets in {self.config.source}: {known}")
+
+    # ------------------------------------------------------------------ families
+    def postgres(self, t: PgTarget, deadline: float) -> Json:
+        start = time.monotonic()
+        with self.connector.connection(
+            f"pg/{t.name}", t.endpoint, f"PostgreSQL {t.name}", self._statement_timeout(deadline)
+        ) as conn:
+            raw = query_postgres(conn)
+        return shape_pg(
+            raw,
+            target=t.name,
+            site=t.site,
+            expected_standbys=t.expected_standbys,
+            duration=time.monotonic() - start,
+        )
+
+    def pgpool(self, t: PgpoolTarget, deadline: float) -> Json:
+        start = time.monotonic()
+        label = f"Pgpool-II {t.name}"
+        try:
+            with self.connector.connection(f"pgpool/{t.name}", t.endpoint, label, None) as conn:
+                raw = query_pgpool_sql(conn, time.time())
+        except TargetError as sql_error:
+            if t.pcp is None:
+                raise
+            pcp = Pcp(t.endpoint.host, t.pcp, label)
+            try:
+                raw = query_pgpool_pcp(pcp, time.time(), self._remaining(deadline))
+            except TargetError as pcp_error:
+                raise TargetError(f"{sql_error}; PCP fallback: {pcp_error}") from None
+        if t.watchdog and t.pcp is not None:
+            wd = query_watchdog(Pcp(t.endpoint.host, t.pcp, label), self._remaining(deadline))
+            raw = type(raw)(**{**raw.__dict__, "watchdog": wd})
+        return shape_pgpool(
+            raw,
+            target=t.name,
+            site=t.site,
+            watchdog_enabled=t.watchdog,
+            duration=time.monotonic() - start,
+        )
+
+    def zabbix(self, t: ZabbixTarget, deadline: float) -> Json:
+        start = time.monotonic()
+        with self.connector.connection(
+            f"zabbix/{t.name}", t.endpoint, f"Zabbix DB {t.name}", self._statement_timeout(deadline)
+        ) as conn:
+            raw = query_zabbix(conn, time.time())
+        return shape_zabbix(raw, target=t.name, site=t.site, duration=time.monotonic() - start)
+
+    def cross(self, deadline: float) -> Json:
+        """Every target at once, in parallel; a target that fails or is late is reported."""
+        start = time.monotonic()
+        cfg = self.config
+        jobs: dict[str, list[tuple[str, Callable[[], Json]]]] = {
+            "pg": [(n, partial(self.postgres, t, deadline)) for n, t in cfg.postgres.items()],
+            "pool": [(n, partial(self.pgpool, t, deadline)) for n, t in cfg.pgpool.items()],
+            "zbx": [(n, partial(self.zabbix, t, deadline)) for n, t in cfg.zabbix.items()],
+        }
+        futures = {g: [(n, self._pool.submit(fn)) for n, fn in items] for g, items in jobs.items()}
+        wait([f for items in futures.values() for _, f in items], timeout=self._remaining(deadline))
+        outcomes: dict[str, list[Outcome]] = {}
+        for group, items in futures.items():
+            outcomes[group] = []
+            for name, fut in items:
+                if not fut.done():
+                    fut.cancel()
+                    outcomes[group].append(Outcome(name, None, "no answer within the deadline"))
+                elif (exc := fut.exception()) is not None:
+                    msg = (
+                        str(exc) if isinstance(exc, KyotenError) else f"{type(exc).__name__}: {exc}"
+                    )
+                    outcomes[group].append(Outcome(name, None, msg))
+                else:
+                    outcomes[group].append(Outcome(name, fut.result()))
+        return shape_cross(
+            outcomes["pg"], outcomes["pool"], outcomes["zbx"], duration=time.monotonic() - start
+        )
+
+    # ------------------------------------------------------------------ time
+    @staticmethod
+    def _remaining(deadline: float) -> float:
+        return max(deadline - time.monotonic(), 0.05)
+
+    def _statement_timeout(self, deadline: float) -> float:
+        return min(self.config.statement_timeout, self._remaining(deadline))

@@ -1,0 +1,206 @@
+"""``kyoten get``, ``kyoten check-config`` and ``kyoten export``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from kyoten.agent.collector import Collector, render
+from kyoten.agent.config import DEFAULT_PATH, ENV_VAR, load_config
+from kyoten.agent.errors import KyotenError
+from kyoten.agent.keys import parse_key
+
+# ----------------------------------------------------------------------------- get
+
+
+def get_value(key_text: str, config_path: str | None) -> tuple[str, bool]:
+    """(text to print, ok). Every failure becomes {"error": ...}: the agent ignores exit codes
+    and stores whatever is printed, and the templates' CHECK_JSON_ERROR turns it into
+    'not supported' with this reason."""
+    try:
+        key, params = parse_key(key_text)
+        config = load_config(config_path)
+        collector = Collector(config)
+        collector.resolve(key, params)
+    except KyotenError as exc:
+        return render({"error": str(exc)}), False
+    result: list[tuple[str, bool]] = []
+
+    def work() -> None:
+        try:
+            result.append((collector.get(key, params), True))
+        except KyotenError as exc:
+            result.append((render({"error": str(exc)}), False))
+        except Exception as exc:  # a bug must still answer, readably, within the deadline
+            result.append(
+                (render({"error": f"internal error: {type(exc).__name__}: {exc}"}), False)
+            )
+
+    worker = threading.Thread(target=work, daemon=True, name="kyoten-get")
+    worker.start()
+    worker.join(config.deadline + 0.1)
+    if not result:
+        return render(
+            {
+                "error": f"{key_text}: no answer within the {config.deadline:g} s "
+                f"deadline (kyoten.toml 'deadline'; the agent's Timeout must be "
+                f"larger)"
+            }
+        ), False
+    return result[0]
+
+
+def cmd_get(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="kyoten get",
+        description="Print one item's value as Zabbix should store it: a JSON document for "
+        'master items, a JSON array for discovery keys, {"error": ...} on failure. Nothing '
+        "is written to stderr (the agent would store it as the value).",
+    )
+    p.add_argument("key", help="item key, e.g. 'kyoten.pg[site-a]'")
+    p.add_argument("--config", help=f"config file (default ${ENV_VAR} or {DEFAULT_PATH})")
+    args = p.parse_args(argv)
+    text, ok = get_value(args.key, args.config)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    # a worker stuck in a dead connection must not keep the process alive past the deadline
+    os._exit(0 if ok else 1)
+
+
+# ----------------------------------------------------------------------------- check-config
+
+
+def cmd_check_config(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="kyoten check-config",
+        description="Validate kyoten.toml and list its targets; "
+        "with --connect, take one snapshot of each target.",
+    )
+    p.add_argument("--config", help=f"config file (default ${ENV_VAR} or {DEFAULT_PATH})")
+    p.add_argument("--connect", action="store_true", help="also reach every target")
+    args = p.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except KyotenError as exc:
+        print(f"kyoten: {exc}", file=sys.stderr)
+        return 1
+    print(f"{config.source}: OK (deadline {config.deadline:g} s)")
+    failed = 0
+    collector = Collector(config) if args.connect else None
+    for kind in ("postgres", "pgpool", "zabbix"):
+        for name, t in config.targets(kind).items():
+            line = f"  {kind:8} {name:20} {t.endpoint.address():22} site={t.site or '-'}"
+            if collector is not None:
+                key = {
+                    "postgres": "kyoten.pg",
+                    "pgpool": "kyoten.pgpool",
+                    "zabbix": "kyoten.zabbix.ha",
+                }[kind]
+                try:
+                    collector.get(key, [name])
+                    line += "  reachable"
+                except KyotenError as exc:
+                    failed += 1
+                    line += f"  FAILED: {exc}"
+            print(line)
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def artefacts() -> dict[str, Callable[[], dict[str, str]]]:
+    """Generated files by group: relative path (from the repository root) → content."""
+    from kyoten.agent.export.docs import render_metrics_doc
+    from kyoten.agent.export.userparameters import render_userparameters
+
+    def templates() -> dict[str, str]:
+        from kyoten.agent.export.templates import render_all
+
+        return {f"templates/{name}": text for name, text in render_all().items()}
+
+    def userparameters() -> dict[str, str]:
+        text = render_userparameters()
+        return {
+            "packaging/zabbix/zabbix_agentd.d/kyoten.conf": text,
+            "packaging/zabbix/zabbix_agent2.d/kyoten.conf": text,
+        }
+
+    def agent2_plugin() -> dict[str, str]:
+        from kyoten.agent.plugin.config import render_plugin_conf
+
+        return {
+            "packaging/zabbix/zabbix_agent2.d/plugins.d/kyoten.conf": render_plugin_conf(
+                "/usr/bin/kyoten-agent2-plugin", None
+            )
+        }
+
+    return {
+        "templates": templates,
+        "userparameters": userparameters,
+        "agent2-plugin": agent2_plugin,
+        "docs": lambda: {"templates/METRICS.md": render_metrics_doc()},
+    }
+
+
+def cmd_export(argv: list[str]) -> int:
+    groups = artefacts()
+    p = argparse.ArgumentParser(
+        prog="kyoten export",
+        description="Write the files generated from the metric catalogue (templates, agent "
+        "config snippets, METRICS.md), or with --check fail if the committed ones differ.",
+    )
+    p.add_argument("what", choices=["all", *groups], help="which artefacts")
+    p.add_argument("--root", default=".", help="repository root to write under (default .)")
+    p.add_argument("--check", action="store_true", help="compare instead of writing")
+    p.add_argument("--stdout", action="store_true", help="print instead of writing")
+    p.add_argument(
+        "--binary",
+        help="kyoten executable for UserParameters (default /usr/bin/kyoten), with --stdout",
+    )
+    p.add_argument("--config", help="kyoten.toml path for UserParameters, with --stdout")
+    args = p.parse_args(argv)
+    if args.what == "userparameters" and (args.binary or args.config):
+        from kyoten.agent.export.userparameters import DEFAULT_BINARY, render_userparameters
+
+        if not args.stdout:
+            p.error(
+                "--binary/--config only make sense with --stdout (the committed files "
+                "use the packaged paths)"
+            )
+        sys.stdout.write(render_userparameters(args.binary or DEFAULT_BINARY, args.config))
+        return 0
+    files: dict[str, str] = {}
+    for name in groups if args.what == "all" else [args.what]:
+        files.update(groups[name]())
+    root = Path(args.root)
+    stale = []
+    for rel, text in sorted(files.items()):
+        path = root / rel
+        if args.stdout:
+            sys.stdout.write(text)
+        elif args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(rel)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {rel}")
+    if stale:
+        print(
+            "kyoten: generated files differ from the catalogue (run 'kyoten export all'):\n  "
+            + "\n  ".join(stale),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch from ``kyoten.agent.cli``: argv[0] is the subcommand."""
+    commands = {"get": cmd_get, "check-config": cmd_check_config, "export": cmd_export}
+    return commands[argv[0]](argv[1:])

@@ -1,0 +1,27 @@
+"""kyoten's errors: each carries a message an operator can act on, never a secret."""
+
+from __future__ import annotations
+
+
+class KyotenError(Exception):
+    """Base: the message is shown as-is (Zabbix 'not supported' reason, CLI error)."""
+
+
+class ConfigError(KyotenError):
+    """The TOML config is missing or invalid; the message lists every problem found."""
+
+
+class KeyError_(KyotenError):
+    """An item key is malformed, unknown, or has the wrong number of parameters."""
+
+
+class UnknownTarget(KyotenError):
+    """An item key names a target the config does not have; the message lists the known ones."""
+
+
+class TargetError(KyotenError):
+    """A target could not be reached or queried; the message names host:port and the cause."""
+
+
+class DeadlineExceeded(KyotenError):
+    """The whole call ran out of time before the agent's Timeout."""

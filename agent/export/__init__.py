@@ -1,0 +1,1 @@
+"""Pure renderers of the catalogue: templates, agent config files, the metrics reference."""

@@ -1,0 +1,369 @@
+"""Pure shaping: raw snapshots → the JSON objects the catalogue declares, and LLD rows.
+
+Nothing here does I/O; every derived state (lags, receiver state, drift, agreement between
+Pgpools) is a function of immutable snapshots, so it is tested with plain data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kyoten.agent.catalogue.model import Discovery
+from kyoten.agent.sources.pgpool import PgpoolRaw
+from kyoten.agent.sources.postgres import PgRaw
+from kyoten.agent.sources.zabbix import ZabbixRaw
+
+Json = dict[str, Any]
+
+
+def _lag(ref: float, pos: Any) -> int:
+    """Bytes from ``pos`` to ``ref``; a missing position (NULL) counts as fully behind 0."""
+    if pos is None:
+        return 0
+    return max(int(ref - float(pos)), 0)
+
+
+def _secs(value: Any) -> float:
+    """An interval in seconds; NULL (caught up and idle) is 0."""
+    return round(float(value), 6) if value is not None else 0.0
+
+
+RECEIVER_STOPPED, RECEIVER_STREAMING, RECEIVER_PRIMARY, RECEIVER_TRANSIENT = 0, 1, 2, 3
+
+
+def receiver_state(raw: PgRaw) -> int:
+    """0 stopped, 1 streaming, 2 primary, 3 starting/waiting/restarting/stopping."""
+    if not raw.in_recovery:
+        return RECEIVER_PRIMARY
+    if raw.receiver is None or raw.receiver.get("status") in (None, "stopped"):
+        return RECEIVER_STOPPED
+    return RECEIVER_STREAMING if raw.receiver["status"] == "streaming" else RECEIVER_TRANSIENT
+
+
+def replay_delay(raw: PgRaw) -> float:
+    """Seconds the standby's replay is behind what it received; 0 when it has replayed all.
+
+    The usual now() - pg_last_xact_replay_timestamp() grows on an idle primary although
+    nothing is pending; comparing receive and replay positions first avoids that. A dead
+    receiver also reads 0 here — that is what ``receiver_state`` is for.
+    """
+    if not raw.in_recovery or raw.receive_lsn is None or raw.receive_lsn <= raw.ref_lsn:
+        return 0.0
+    if raw.last_replay_ts is None:
+        return 0.0
+    return round(max(raw.now - raw.last_replay_ts, 0.0), 3)
+
+
+def shape_pg(
+    raw: PgRaw, *, target: str, site: str, expected_standbys: Sequence[str], duration: float
+) -> Json:
+    """The ``kyoten.pg`` object of one server."""
+    ref = raw.ref_lsn
+    standbys: list[Json] = []
+    for s in raw.standbys:
+        standbys.append(
+            {
+                "application_name": s.get("application_name") or "",
+                "client_addr": s.get("client_addr") or "",
+                "connected": 1,
+                "state": s.get("state") or "",
+                "sync_state": s.get("sync_state") or "",
+                "sent_lag_bytes": _lag(ref, s.get("sent")),
+                "write_lag_bytes": _lag(ref, s.get("write")),
+                "flush_lag_bytes": _lag(ref, s.get("flush")),
+                "replay_lag_bytes": _lag(ref, s.get("replay")),
+                "write_lag": _secs(s.get("write_lag")),
+                "flush_lag": _secs(s.get("flush_lag")),
+                "replay_lag": _secs(s.get("replay_lag")),
+            }
+        )
+    present = {s["application_name"] for s in standbys}
+    for name in expected_standbys:
+        if name not in present and not raw.in_recovery:
+            standbys.append(
+                {
+                    "application_name": name,
+                    "client_addr": "",
+                    "connected": 0,
+                    "state": "missing",
+                    "sync_state": "",
+                    "sent_lag_bytes": 0,
+                    "write_lag_bytes": 0,
+                    "flush_lag_bytes": 0,
+                    "replay_lag_bytes": 0,
+                    "write_lag": 0.0,
+                    "flush_lag": 0.0,
+                    "replay_lag": 0.0,
+                }
+            )
+    rcv = raw.receiver or {}
+    flushed = rcv.get("flushed")
+    latest_end = rcv.get("latest_end")
+    sender = f"{rcv['sender_host']}:{rcv['sender_port']}" if rcv.get("sender_host") else ""
+    slots = [
+        {
+            "slot_name": s.get("slot_name") or "",
+            "slot_type": s.get("slot_type") or "",
+            "active": 1 if s.get("active") else 0,
+            "wal_status": s.get("wal_status") or "",
+            "retained_bytes": _lag(ref, s.get("restart")) if s.get("restart") is not None else 0,
+            "safe_wal_size": float(s["safe_wal_size"])
+            if s.get("safe_wal_size") is not None
+            else -1.0,
+        }
+        for s in raw.slots
+    ]
+    timeline = (
+        raw.primary_tli
+        if raw.primary_tli is not None
+        else (rcv.get("received_tli") or raw.checkpoint_tli or 0)
+    )
+    return {
+        "target": target,
+        "site": site,
+        "duration": round(duration, 6),
+        "server_version": raw.version,
+        "in_recovery": 1 if raw.in_recovery else 0,
+        "timeline": int(timeline),
+        "wal_lsn": int(ref),
+        "standbys_connected": sum(1 for s in standbys if s["connected"]),
+        "receiver_state": receiver_state(raw),
+        "receiver_sender": sender,
+        "receiver_last_msg_age": round(max(raw.now - rcv["last_msg"], 0.0), 3)
+        if rcv.get("last_msg") is not None
+        else -1.0,
+        "receive_lag_bytes": _lag(float(latest_end), flushed)
+        if raw.in_recovery and latest_end is not None
+        else 0,
+        "replay_lag_bytes": _lag(raw.receive_lsn, ref)
+        if raw.in_recovery and raw.receive_lsn is not None
+        else 0,
+        "replay_delay": replay_delay(raw),
+        "replay_paused": 1 if raw.replay_paused else 0,
+        "standbys": standbys,
+        "slots": slots,
+    }
+
+
+# ----------------------------------------------------------------------------- Pgpool-II
+STATUS_CODES = {"unused": 0, "waiting": 1, "up": 2, "down": 3, "quarantine": 4}
+UP_STATES = (1, 2)
+
+
+def status_code(text: str) -> int:
+    return STATUS_CODES.get(text.strip().lower(), 5)
+
+
+def pg_status_code(text: str) -> int:
+    return {"down": 0, "up": 1}.get(text.strip().lower(), 2)
+
+
+def parse_delay(text: str) -> tuple[float, float]:
+    """replication_delay → (bytes, seconds); the other one is -1.
+
+    4.4+ with delay_threshold_by_time prints '0.000568 second(s)'; pcp prints seconds
+    without the suffix, which cannot be told from bytes: it is read as bytes, as before 4.4.
+    """
+    t = text.strip()
+    if not t:
+        return 0.0, -1.0
+    if t.endswith(("second", "seconds")):
+        return -1.0, float(t.split()[0])
+    try:
+        return float(t), -1.0
+    except ValueError:
+        return 0.0, -1.0
+
+
+def parse_local_time(text: str) -> int:
+    """Pgpool's '%F %T' local timestamps → epoch seconds (0 when empty/unparsable)."""
+    try:
+        return int(dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").timestamp())
+    except ValueError:
+        return 0
+
+
+def _num(row: Mapping[str, str], key: str) -> float:
+    try:
+        return float(row.get(key, "") or 0)
+    except ValueError:
+        return 0.0
+
+
+def shape_pgpool(
+    raw: PgpoolRaw, *, target: str, site: str, watchdog_enabled: bool, duration: float
+) -> Json:
+    """The ``kyoten.pgpool`` object of one Pgpool-II."""
+    health = {h.get("node_id", ""): h for h in raw.health}
+    backends: list[Json] = []
+    for n in raw.nodes:
+        node_id = int(n.get("node_id", "0") or 0)
+        st = status_code(n.get("status", ""))
+        pgst = pg_status_code(n.get("pg_status", ""))
+        delay_b, delay_s = parse_delay(n.get("replication_delay", ""))
+        h = health.get(str(node_id), {})
+        last_ok = parse_local_time(h.get("last_successful_health_check", ""))
+        backends.append(
+            {
+                "node_id": node_id,
+                "backend": f"{n.get('hostname', '')}:{n.get('port', '')}",
+                "status": st,
+                "pg_status": pgst,
+                "drift": 1 if st in (3, 4) and pgst == 1 else 0,
+                "role": n.get("role", ""),
+                "pg_role": n.get("pg_role", "") or "unknown",
+                "is_primary": 1 if n.get("role", "") == "primary" else 0,
+                "delay_bytes": delay_b,
+                "delay_seconds": delay_s,
+                "replication_state": n.get("replication_state", ""),
+                "replication_sync_state": n.get("replication_sync_state", ""),
+                "last_status_change": parse_local_time(n.get("last_status_change", "")),
+                "hc_total": int(_num(h, "total_count")),
+                "hc_fail": int(_num(h, "fail_count")),
+                "hc_retry": int(_num(h, "retry_count")),
+                "hc_skip": int(_num(h, "skip_count")),
+                "hc_avg_duration": round(_num(h, "average_duration") / 1000.0, 6),
+                "hc_last_ok_age": round(max(raw.now - last_ok, 0.0), 3) if last_ok else -1.0,
+            }
+        )
+    primary = next((b for b in backends if b["is_primary"] and b["status"] in UP_STATES), None)
+    busy: int | None = None
+    if raw.processes is not None:
+        busy = sum(
+            1 for p in raw.processes if p.get("status", "") not in ("Wait for connection", "")
+        )
+    total = raw.num_init_children or (len(raw.processes) if raw.processes else 0)
+    wd = raw.watchdog or {}
+    return {
+        "target": target,
+        "site": site,
+        "duration": round(duration, 6),
+        "version": raw.version,
+        "via_pcp": 1 if raw.via_pcp else 0,
+        "backends_total": len(backends),
+        "backends_up": sum(1 for b in backends if b["status"] in UP_STATES),
+        "primary_node_id": float(primary["node_id"]) if primary else -1.0,
+        "primary_backend": primary["backend"] if primary else "",
+        "pg_primaries": sum(1 for b in backends if b["pg_role"] == "primary"),
+        "drift_count": sum(b["drift"] for b in backends),
+        "children_total": total,
+        "children_busy": busy,
+        "children_busy_pct": round(100.0 * busy / total, 2) if busy is not None and total else None,
+        "watchdog_enabled": 1 if watchdog_enabled else 0,
+        "watchdog_quorum": quorum_code(wd.get("Quorum state", "")) if watchdog_enabled else -3.0,
+        "watchdog_local_state": _local_state(wd),
+        "watchdog_leader": wd.get("Leader Node Name", wd.get("Master Node Name", "")),
+        "watchdog_alive_remote": _num(wd, "Alive Remote Nodes") if watchdog_enabled else -1.0,
+        "backends": backends,
+    }
+
+
+def quorum_code(text: str) -> float:
+    t = text.upper()
+    for word, code in (
+        ("QUORUM EXIST", 1.0),
+        ("ON THE EDGE", 0.0),
+        ("ABSENT", -1.0),
+        ("NO LEADER", -2.0),
+        ("NO MASTER", -2.0),
+    ):
+        if word in t:
+            return code
+    return -2.0 if t else -3.0
+
+
+def _local_state(wd: Mapping[str, str]) -> str:
+    return wd.get("Local node state", "")
+
+
+# ----------------------------------------------------------------------------- Zabbix HA
+HA_STATUS = {0: "standby", 1: "stopped", 2: "unavailable", 3: "active"}
+
+
+def shape_zabbix(raw: ZabbixRaw, *, target: str, site: str, duration: float) -> Json:
+    """The ``kyoten.zabbix.ha`` object of one Zabbix database."""
+    nodes = [
+        {
+            "id": str(n["ha_nodeid"]),
+            "name": str(n["name"] or ""),
+            "address": f"{n['address']}:{n['port']}",
+            "status": int(n["status"]),
+            "lastaccess_age": round(max(raw.now - float(n["lastaccess"] or 0), 0.0), 3),
+        }
+        for n in raw.nodes
+    ]
+    active = [str(n["name"]) for n in nodes if n["status"] == 3]
+    return {
+        "target": target,
+        "site": site,
+        "duration": round(duration, 6),
+        "nodes_total": len(nodes),
+        "nodes_active": len(active),
+        "nodes_standby": sum(1 for n in nodes if n["status"] == 0),
+        "nodes_unavailable": sum(1 for n in nodes if n["status"] == 2),
+        "active_node": ",".join(sorted(active)),
+        "nodes": nodes,
+    }
+
+
+# ----------------------------------------------------------------------------- cross-site
+@dataclass(frozen=True)
+class Outcome:
+    """One target's shaped object, or why it could not be had."""
+
+    target: str
+    value: Json | None
+    error: str | None = None
+
+
+def _normal_status(code: int) -> str:
+    return "up" if code in UP_STATES else "down" if code in (3, 4) else "other"
+
+
+def shape_cross(
+    pg: Iterable[Outcome], pools: Iterable[Outcome], zbx: Iterable[Outcome], *, duration: float
+) -> Json:
+    """Invariants across sites: primaries, Pgpool agreement, drift, active Zabbix nodes."""
+    pg, pools, zbx = list(pg), list(pools), list(zbx)
+    pg_ok = [o for o in pg if o.value is not None]
+    primaries = sorted(str(o.target) for o in pg_ok if o.value and o.value["in_recovery"] == 0)
+    pool_ok = [o for o in pools if o.value is not None]
+    views = {o.target: (o.value or {}).get("primary_backend", "") for o in pool_ok}
+    statuses: dict[str, set[str]] = {}
+    drift = 0
+    for o in pool_ok:
+        for b in (o.value or {}).get("backends", []):
+            statuses.setdefault(b["backend"], set()).add(_normal_status(b["status"]))
+            drift += b["drift"]
+    zbx_active: set[str] = set()
+    for o in zbx:
+        if o.value:
+            zbx_active.update(n["name"] for n in o.value["nodes"] if n["status"] == 3)
+    failed = [o for o in (*pg, *pools, *zbx) if o.error is not None]
+    return {
+        "duration": round(duration, 6),
+        "pg_targets": len(pg),
+        "pg_reachable": len(pg_ok),
+        "primaries": len(primaries),
+        "primary_targets": ",".join(primaries),
+        "pgpool_targets": len(pools),
+        "pgpool_reachable": len(pool_ok),
+        "pgpool_primary_views": "; ".join(f"{k}={v or '-'}" for k, v in sorted(views.items())),
+        "pgpools_agree": 1 if len(set(views.values())) <= 1 else 0,
+        "pgpool_status_mismatches": sum(1 for s in statuses.values() if len(s) > 1),
+        "pgpool_drift": drift,
+        "zabbix_active_nodes": len(zbx_active),
+        "unreachable": "; ".join(f"{o.target}: {o.error}" for o in failed),
+    }
+
+
+# ----------------------------------------------------------------------------- LLD
+def lld_rows(obj: Mapping[str, Any], discovery: Discovery) -> list[dict[str, str]]:
+    """The discovery's array as a plain LLD JSON array ({"{#MACRO}": value, ...})."""
+    return [
+        {macro: str(row.get(field, "")) for macro, field in discovery.macros}
+        for row in obj.get(discovery.field, [])
+    ]

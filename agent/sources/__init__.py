@@ -1,0 +1,1 @@
+"""I/O only: connect, run the query pass, return a raw immutable snapshot (no decisions here)."""

@@ -1,0 +1,90 @@
+"""Connections to PostgreSQL-protocol endpoints, one-shot or kept open between polls.
+
+UserParameter mode pays one connection per poll; the agent 2 plugin keeps one per target and
+re-opens it after any failure. Both honour libpq's connect_timeout and, for PostgreSQL proper,
+a server-side statement_timeout, so a dead or stuck host cannot hold a poll for long.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from kyoten.agent.config import Endpoint
+from kyoten.agent.errors import TargetError
+
+
+def describe_error(exc: BaseException) -> str:
+    """libpq's message, one line, without the conninfo libpq sometimes echoes."""
+    text = str(exc).strip().replace("\n", " ")
+    for noise in ("connection failed: ", "connection is bad: "):
+        text = text.replace(noise, "")
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def open_connection(
+    ep: Endpoint, *, connect_timeout: int, statement_timeout: float | None, label: str
+) -> psycopg.Connection[tuple[object, ...]]:
+    """Open an autocommit connection; failures become TargetError naming host:port."""
+    params = ep.conninfo_kwargs()
+    if statement_timeout is not None:
+        params["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    params |= {"connect_timeout": str(connect_timeout), "application_name": "kyoten"}
+    try:
+        return psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True)
+    except psycopg.Error as exc:
+        raise TargetError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
+
+
+class Connector:
+    """Hands out connections per target name; ``persistent`` keeps them between calls.
+
+    A per-target lock serialises users of one connection (the plugin answers concurrently);
+    any error closes the connection so the next call starts afresh.
+    """
+
+    def __init__(self, *, persistent: bool, connect_timeout: int) -> None:
+        self.persistent = persistent
+        self.connect_timeout = connect_timeout
+        self._conns: dict[str, psycopg.Connection[tuple[object, ...]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    @contextmanager
+    def connection(
+        self, name: str, ep: Endpoint, label: str, statement_timeout: float | None
+    ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        with self._lock(name):
+            conn = self._conns.pop(name, None) if self.persistent else None
+            if conn is not None and conn.closed:
+                conn = None
+            if conn is None:
+                conn = open_connection(
+                    ep,
+                    connect_timeout=self.connect_timeout,
+                    statement_timeout=statement_timeout,
+                    label=label,
+                )
+            ok = False
+            try:
+                yield conn
+                ok = True
+            except psycopg.Error as exc:
+                raise TargetError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
+            finally:
+                if ok and self.persistent:
+                    self._conns[name] = conn
+                else:
+                    conn.close()
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._conns.values():
+                conn.close()
+            self._conns.clear()
