@@ -48,6 +48,9 @@ class EmulatedTower:
         self.state = TowerState()
         self.history: list[TowerState] = []
         self.requests = 0
+        #: fault to inject: acknowledge writes but keep showing the old state, as an LA6 does
+        #: whose control mode was switched away from command control
+        self.frozen = False
         self._on_change = on_change
         self._changed = asyncio.Condition()
 
@@ -55,7 +58,7 @@ class EmulatedTower:
         """Answer one complete request and apply it."""
         self.requests += 1
         reply, state = self.codec.answer(request, self.state)
-        if state != self.state:
+        if state != self.state and not self.frozen:
             self.state = state
             self.history.append(state)
             if self._on_change is not None:

@@ -7,7 +7,7 @@ them either.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 from kyoten.hardware.errors import TowerProtocolError, TowerRejected, TowerUnreachable
@@ -21,10 +21,9 @@ class HttpLink:
         self, base_url: str, url: str, session: aiohttp.ClientSession | None = None
     ) -> None:
         parts = urlsplit(base_url)
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
         self._headers = (
-            {"Authorization": aiohttp.encode_basic_auth(parts.username or "", parts.password or "")}
-            if parts.username or parts.password
-            else {}
+            {"Authorization": aiohttp.encode_basic_auth(user, password)} if user or password else {}
         )
         host = parts.hostname or ""
         netloc = f"[{host}]" if ":" in host else host
