@@ -17,7 +17,7 @@ MASK = "***"
 # password=..., password: ..., "password": "..." (libpq keyword strings, TOML/JSON echoes)
 _KEYWORD = re.compile(
     r"""(?P<k>\b(?:password|passwd|pwd|passphrase|secret|token)\b["']?\s*[=:]\s*)"""
-    r"""(?P<q>["']?)(?P<v>[^"'\s,;&}]+)""",
+    r"""(?P<q>["']?)(?P<v>[^"'\s,;&})]+)""",
     re.IGNORECASE,
 )
 # scheme://user:password@host

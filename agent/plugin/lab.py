@@ -1,0 +1,220 @@
+"""A real zabbix_agent2 with the plugin loaded, on 127.0.0.1, for the tests and the bench.
+
+Debian's agent 2 runs as user ``zabbix``, in a session of its own, with every file it needs
+(config, pid, log, both sockets) in one directory it owns. The plugin is started by the agent
+itself, so what is measured or asserted is exactly what a production agent would do.
+
+``zabbix`` cannot necessarily run the interpreter of a development virtualenv (here it lives
+under ``/root``); :func:`write_launcher` therefore writes a small script for the system
+``python3`` that adds the virtualenv's site-packages (and with it the editable kyoten) before
+starting the plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AGENT2 = "/usr/sbin/zabbix_agent2"
+SYSTEM_PYTHON = "/usr/bin/python3"
+HOST = "127.0.0.1"
+
+
+class AgentLabError(RuntimeError):
+    """The agent did not start or stop as expected; the message quotes its log."""
+
+
+def agent2_available() -> bool:
+    """Whether the real-agent tests can run here (the binary, root to switch to zabbix)."""
+    try:
+        pwd.getpwnam("zabbix")
+    except KeyError:
+        return False
+    return os.access(AGENT2, os.X_OK) and os.geteuid() == 0 and os.access(SYSTEM_PYTHON, os.X_OK)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 within agent 2's ListenPort range (1024-32767), above
+    the usual daemon ports and below the kernel's ephemeral range."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise AgentLabError("no free port in 20000-32000")
+
+
+def chown_to_zabbix(path: Path, user: str = "zabbix") -> None:
+    """Hand ``path`` to the agent's account."""
+    pw = pwd.getpwnam(user)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def make_root(prefix: str = "kyoten-agent2-") -> Path:
+    """A fresh directory under /tmp the zabbix account owns (pytest's are 0700 root)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    chown_to_zabbix(root)
+    return root
+
+
+def write_launcher(path: Path, body: str, extra_paths: Sequence[str] = ()) -> Path:
+    """An executable Python script for the system interpreter that sees this environment's
+    packages; ``body`` is the code to run (it gets ``sys.argv`` from the agent)."""
+    site = sysconfig.get_paths()["purelib"]
+    lines = [
+        f"#!{SYSTEM_PYTHON}",
+        "import site, sys",
+        f"site.addsitedir({site!r})",
+        *[f"sys.path.insert(0, {p!r})" for p in extra_paths],
+        body,
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o755)
+    return path
+
+
+def kyoten_launcher(path: Path) -> Path:
+    """A launcher for the real ``kyoten-agent2-plugin``."""
+    return write_launcher(path, "from kyoten.agent.plugin.main import main\nmain()")
+
+
+@dataclass
+class Agent2:
+    """One agent 2 process. ``extra`` lines are appended to its config (plugin lines,
+    UserParameters, Include)."""
+
+    root: Path
+    extra: list[str] = field(default_factory=list)
+    timeout: int = 3
+    plugin_timeout: int | None = None
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "zabbix_agent2.log"
+
+    @property
+    def out_path(self) -> Path:
+        return self.root / "zabbix_agent2.out"
+
+    def conf_text(self) -> str:
+        r = self.root
+        lines = [
+            "# kyoten plugin lab agent",
+            f"PidFile={r}/zabbix_agent2.pid",
+            "LogType=file",
+            f"LogFile={self.log_path}",
+            "LogFileSize=0",
+            "DebugLevel=3",
+            f"Server={HOST}",
+            f"ListenIP={HOST}",
+            f"ListenPort={self.port}",
+            "Hostname=kyoten-lab",
+            f"ControlSocket={r}/agent.sock",
+            f"PluginSocket={r}/agent.plugin.sock",
+            f"Timeout={self.timeout}",
+        ]
+        if self.plugin_timeout is not None:
+            lines.append(f"PluginTimeout={self.plugin_timeout}")
+        return "\n".join([*lines, *self.extra]) + "\n"
+
+    def start(self, within_s: float = 20) -> Agent2:
+        """Start the agent and wait until it answers ``agent.ping``."""
+        conf = self.root / "zabbix_agent2.conf"
+        conf.write_text(self.conf_text())
+        chown_to_zabbix(conf)
+        argv = ["setpriv", "--reuid=zabbix", "--regid=zabbix", "--init-groups", "--"]
+        with open(self.out_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*argv, AGENT2, "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                cwd="/",
+                env={**os.environ, **self.env},
+            )
+        give_up = time.monotonic() + within_s
+        while time.monotonic() < give_up:
+            if self.proc.poll() is not None:
+                raise AgentLabError(f"zabbix_agent2 exited at start: {self.tail()}")
+            with contextlib.suppress(OSError):
+                value, _ = self.get("agent.ping", timeout=2)
+                if value == "1":
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise AgentLabError(f"zabbix_agent2 did not answer within {within_s} s: {self.tail()}")
+
+    def get(self, key: str, timeout: float = 10) -> tuple[str | None, str | None]:
+        """One passive check the way zabbix_get does it: (value, error)."""
+        from zabbix_utils import Getter
+
+        resp = Getter(host=HOST, port=self.port, timeout=timeout).get(key)
+        value = None if resp.value is None else str(resp.value)
+        error = None if resp.error is None else str(resp.error)
+        return value, error
+
+    def children(self) -> list[int]:
+        """Pids of the agent's direct children (the operational plugin process)."""
+        if self.proc is None:
+            return []
+        kids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.proc.pid:
+                    kids.append(int(stat.parent.name))
+        return kids
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, within_s: float = 15) -> int | None:
+        """Signal the agent's whole process group (as systemd and Ctrl-C do) and wait."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(within_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def log(self) -> str:
+        """The agent's log file and its stdout/stderr (where panics and 6.0's early plugin
+        logs go)."""
+        parts = []
+        for path in (self.log_path, self.out_path):
+            with contextlib.suppress(OSError):
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def tail(self, lines: int = 25) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+
+def cleanup(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
