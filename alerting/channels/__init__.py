@@ -1,7 +1,8 @@
 """Channel registry: config ``type`` → builder, one line per channel.
 
 Builders are imported lazily (``"module:function"``) so a bridge without, say, a tower configured
-never imports its transport. See :mod:`kyoten.alerting.channels.base` for the contract.
+never imports its transport. A value may also be a builder itself (tests register recording
+channels that way). See :mod:`kyoten.alerting.channels.base` for the contract.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 
 from .base import Builder
 
-REGISTRY: dict[str, str] = {
+REGISTRY: dict[str, str | Builder] = {
     "mail": "kyoten.alerting.channels.mail:build",
     "slack": "kyoten.alerting.channels.slack:build",
     "slack-webhook": "kyoten.alerting.channels.slack:build_webhook",
@@ -19,6 +20,9 @@ REGISTRY: dict[str, str] = {
 
 def load_builder(kind: str) -> Builder:
     """The builder registered for channel type ``kind`` (KeyError if none)."""
-    module, _, attr = REGISTRY[kind].partition(":")
+    entry = REGISTRY[kind]
+    if not isinstance(entry, str):
+        return entry
+    module, _, attr = entry.partition(":")
     builder: Builder = getattr(importlib.import_module(module), attr)
     return builder

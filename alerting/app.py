@@ -1,0 +1,195 @@
+"""The bridge's aiohttp application: a factory and one cleanup context per resource.
+
+``create_app(settings)`` never parses argv or reads files: the CLI does that, tests pass
+settings directly (style-anchors §5). Resources come up in order — outbox, HTTP session,
+channels, pipeline — and go down in reverse, so the workers stop before the channels and the
+outbox they use are closed.
+
+Endpoints:
+
+* ``POST /v1/events`` — bearer token (constant-time compare) → size limit → JSON → event schema
+  → commit to the outbox → ``202`` (new) or ``200`` (a retry of a stored event). Every refusal
+  is a 4xx with ``{"error": ..., "field": ...}`` and stores nothing.
+* ``GET /health`` — per channel: state, queue depth, oldest pending, dead letters, last error.
+* ``GET /metrics`` — Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from .channels import load_builder
+from .channels.base import Channel, ChannelResources, OpenProblem
+from .config import Settings
+from .events import InvalidEvent, parse_event
+from .outbox import Outbox, open_outbox
+from .pipeline import Pipeline
+
+log = logging.getLogger("kyoten.alerting.app")
+
+SETTINGS = web.AppKey("settings", Settings)
+OUTBOX = web.AppKey("outbox", Outbox)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+CHANNELS: web.AppKey[dict[str, Channel]] = web.AppKey("channels")
+PIPELINE = web.AppKey("pipeline", Pipeline)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+
+def _refuse(
+    status: int, reason: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"error": reason}
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def post_event(request: web.Request) -> web.Response:
+    """Intake of one Zabbix event (webhook or ``kyoten bridge send``)."""
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[PIPELINE].metrics
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        metrics.rejected.labels("unauthenticated").inc()
+        return _refuse(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
+        metrics.rejected.labels("unauthenticated").inc()
+        return _refuse(
+            401,
+            "invalid bearer token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if request.content_length is not None and request.content_length > settings.max_body:
+        metrics.rejected.labels("too_large").inc()
+        return _refuse(
+            413,
+            f"body of {request.content_length} bytes exceeds the limit of "
+            f"{settings.max_body} bytes",
+        )
+    if request.content_type != "application/json":
+        metrics.rejected.labels("content_type").inc()
+        return _refuse(415, f"content type must be application/json, got {request.content_type!r}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics.rejected.labels("too_large").inc()
+        return _refuse(413, f"body exceeds the limit of {settings.max_body} bytes")
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        metrics.rejected.labels("malformed").inc()
+        return _refuse(400, "body is not UTF-8")
+    except json.JSONDecodeError as exc:
+        metrics.rejected.labels("malformed").inc()
+        return _refuse(
+            400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        )
+    try:
+        event = parse_event(payload)
+    except InvalidEvent as exc:
+        metrics.rejected.labels("invalid").inc()
+        return _refuse(422, exc.reason, exc.field)
+    accepted = await app[PIPELINE].accept(event)
+    return web.json_response(
+        {
+            "status": "accepted" if accepted.new else "duplicate",
+            "dedup_key": event.dedup_key,
+            "channels": list(accepted.channels),
+        },
+        status=202 if accepted.new else 200,
+    )
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """Per-channel health; 503 when a channel is failing or paused."""
+    body = await request.app[PIPELINE].health()
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this app's registry."""
+    await request.app[PIPELINE].refresh_gauges()
+    return web.Response(
+        body=generate_latest(request.app[REGISTRY]), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The durable store: opened first, closed last."""
+    s = app[SETTINGS]
+    outbox = open_outbox(
+        s.outbox.backend,
+        path=s.outbox.path,
+        synchronous=s.outbox.synchronous,
+        conninfo=s.outbox.conninfo,
+        node=s.node,
+    )
+    await outbox.open()
+    app[OUTBOX] = outbox
+    yield
+    await outbox.close()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One client session shared by every HTTP-speaking channel."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        app[HTTP] = session
+        yield
+
+
+async def channels_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build every configured channel through the registry; close them at shutdown."""
+    built: dict[str, Channel] = {}
+    outbox = app[OUTBOX]
+    for cfg in app[SETTINGS].channels:
+
+        async def open_problems(name: str = cfg.name) -> tuple[OpenProblem, ...]:
+            return await outbox.open_problems(name)
+
+        resources = ChannelResources(
+            app[HTTP], open_problems, logging.getLogger(f"kyoten.alerting.channel.{cfg.name}")
+        )
+        built[cfg.name] = load_builder(cfg.type)(cfg.name, cfg.settings, resources)
+    app[CHANNELS] = built
+    yield
+    for ch in built.values():
+        try:
+            await ch.aclose()
+        except Exception as exc:
+            log.warning("closing %s: %s", ch.name, type(exc).__name__)
+
+
+async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the lanes after everything they use exists; stop them first."""
+    channels: dict[str, Channel] = app[CHANNELS]
+    pipeline = Pipeline(
+        app[SETTINGS], app[OUTBOX], channels, clock=app[CLOCK], registry=app[REGISTRY]
+    )
+    app[PIPELINE] = pipeline
+    await pipeline.start()
+    yield
+    await pipeline.stop()
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """The bridge application for ``settings`` (nothing is opened until it starts)."""
+    app = web.Application(client_max_size=settings.max_body)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[REGISTRY] = CollectorRegistry()
+    app.cleanup_ctx.extend([outbox_ctx, http_ctx, channels_ctx, pipeline_ctx])
+    app.router.add_post("/v1/events", post_event)
+    app.router.add_get("/health", get_health)
+    app.router.add_get("/metrics", get_metrics)
+    return app

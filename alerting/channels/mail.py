@@ -1,0 +1,215 @@
+"""E-mail channel (aiosmtplib): text + HTML, threaded by deterministic Message-IDs.
+
+The problem mail's Message-ID is derived from the event id, so follow-ups can point
+``In-Reply-To``/``References`` at it without any lookup, and carry ``Re: <problem subject>``
+because Gmail also wants a similar subject before it threads. Follow-ups get a Message-ID derived
+from their dedup key: if the pipeline ever sends a mail twice (the crash window documented in
+:mod:`kyoten.alerting.outbox`), both copies share one Message-ID and mail clients fold them.
+
+Settings: ``host``, ``port`` (default by security: 25 / 587 / 465), ``security``
+(``none`` | ``starttls`` | ``tls``), ``username``, ``password``, ``from``, ``to`` (list),
+``timeout`` (s, default 30), ``verify`` (TLS certificate check, default true),
+``domain`` (right-hand side of Message-IDs; default the sender's domain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+import aiosmtplib
+
+from .. import render
+from ..config import ConfigError
+from ..events import Event, Kind
+from .base import ChannelError, ChannelResources, Notification, Receipt
+
+_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+def problem_message_id(event_id: str, domain: str) -> str:
+    """The Message-ID of the problem mail of ``event_id``."""
+    return f"<kyoten.{event_id}.problem@{domain}>"
+
+
+def followup_message_id(event: Event, domain: str) -> str:
+    """A Message-ID stable across re-sends of the same follow-up."""
+    digest = hashlib.sha256(event.dedup_key.encode()).hexdigest()[:16]
+    return f"<kyoten.{event.event_id}.{event.kind.value}.{digest}@{domain}>"
+
+
+def classify(exc: Exception) -> ChannelError:
+    """Map an SMTP failure to retryable (4xx, network) or permanent (5xx, refusals)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        return ChannelError(
+            f"SMTP recipients refused ({', '.join(map(str, codes))})",
+            retryable=all(400 <= c < 500 for c in codes),
+        )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return ChannelError(
+            f"SMTP {exc.code} {exc.message[:200]}".strip(), retryable=400 <= exc.code < 500
+        )
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return ChannelError("SMTP timeout", retryable=True)
+    if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | OSError):
+        return ChannelError(f"SMTP connection failed ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return ChannelError(f"SMTP server lacks a needed feature: {exc}", retryable=False)
+    return ChannelError(f"SMTP error ({type(exc).__name__})", retryable=True)
+
+
+class MailChannel:
+    """Sends one mail per notification; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        security: str,
+        username: str,
+        password: str,
+        sender: str,
+        to: tuple[str, ...],
+        timeout: float,
+        verify: bool,
+        domain: str,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.security = security
+        self._username = username
+        self._password = password
+        self.sender = sender
+        self.to = to
+        self.timeout = timeout
+        self.verify = verify
+        self.domain = domain
+
+    def compose(self, n: Notification) -> EmailMessage:
+        """The message for ``n`` (pure: no I/O), exposed for tests and previews."""
+        event = n.event
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(self.to)
+        msg["Date"] = formatdate(localtime=False)
+        msg["X-Kyoten-Event"] = f"{event.event_id} {event.kind.value}"
+        if n.digest:
+            msg["Subject"] = render.digest_title(n.digest)
+            msg["Message-ID"] = (
+                "<kyoten.digest."
+                + hashlib.sha256("|".join(e.dedup_key for e in n.digest).encode()).hexdigest()[:20]
+                + f"@{self.domain}>"
+            )
+            msg.set_content(render.digest_text(n.digest))
+            return msg
+        problem_id = problem_message_id(event.event_id, self.domain)
+        if event.kind is Kind.PROBLEM:
+            msg["Subject"] = render.thread_subject(event)
+            msg["Message-ID"] = problem_id
+        else:
+            subject = (n.thread or {}).get("subject") or render.thread_subject(event)
+            msg["Subject"] = f"Re: {subject}"
+            msg["Message-ID"] = followup_message_id(event, self.domain)
+            msg["In-Reply-To"] = problem_id
+            msg["References"] = problem_id
+        msg.set_content(render.text_body(event))
+        msg.add_alternative(render.html_body(event), subtype="html")
+        return msg
+
+    async def send(self, notification: Notification) -> Receipt | None:
+        msg = self.compose(notification)
+        tls_context = None
+        if not self.verify:
+            tls_context = ssl.create_default_context()
+            tls_context.check_hostname = False
+            tls_context.verify_mode = ssl.CERT_NONE
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=self.host,
+                port=self.port,
+                username=self._username or None,
+                password=self._password or None,
+                use_tls=self.security == "tls",
+                start_tls=self.security == "starttls",
+                tls_context=tls_context,
+                timeout=self.timeout,
+            )
+        except Exception as exc:
+            raise classify(exc) from None
+        if notification.event.kind is Kind.PROBLEM and not notification.digest:
+            return {"message_id": str(msg["Message-ID"]), "subject": str(msg["Subject"])}
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"MailChannel({self.name!r}, {self.host}:{self.port}, {self.security})"
+
+
+def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -> MailChannel:
+    """Validate ``settings`` and build the channel."""
+    errors: list[str] = []
+    path = f"channels.{name}"
+    known = {
+        "host",
+        "port",
+        "security",
+        "username",
+        "password",
+        "from",
+        "to",
+        "timeout",
+        "verify",
+        "domain",
+    }
+    for key in settings:
+        if key not in known:
+            errors.append(f"{path}.{key}: unknown mail setting")
+    security = settings.get("security", "starttls")
+    if security not in _PORTS:
+        errors.append(f"{path}.security: must be none, starttls or tls")
+        security = "none"
+    host = settings.get("host")
+    if not isinstance(host, str) or not host:
+        errors.append(f"{path}.host: required")
+    sender = settings.get("from")
+    if not isinstance(sender, str) or "@" not in sender:
+        errors.append(f"{path}.from: required, an e-mail address")
+        sender = "kyoten@localhost"
+    to = settings.get("to", [])
+    if isinstance(to, str):
+        to = [to]
+    if not to or not all(isinstance(t, str) and "@" in t for t in to):
+        errors.append(f"{path}.to: one or more e-mail addresses")
+    username = settings.get("username", "")
+    password = settings.get("password", "")
+    if bool(username) != bool(password):
+        errors.append(f"{path}: username and password go together")
+    port = settings.get("port", _PORTS[security])
+    if not isinstance(port, int) or not 0 < port < 65536:
+        errors.append(f"{path}.port: must be 1-65535")
+    if errors:
+        raise ConfigError(errors)
+    return MailChannel(
+        name,
+        host=str(host),
+        port=int(port),
+        security=security,
+        username=str(username),
+        password=str(password),
+        sender=sender,
+        to=tuple(to),
+        timeout=float(settings.get("timeout", 30)),
+        verify=bool(settings.get("verify", True)),
+        domain=str(settings.get("domain") or sender.rpartition("@")[2]),
+    )

@@ -1,0 +1,481 @@
+"""The pipeline: the one place for every rule that cuts across channels.
+
+``accept`` routes an event (pure :func:`~kyoten.alerting.routing.route`) and commits it to the
+outbox; one *lane* per configured channel then drains that channel's deliveries:
+
+* **order** — the outbox only hands out a delivery whose earlier deliveries for the same event
+  on the same channel are finished, so an update or recovery never overtakes its problem, even
+  while the problem is backing off;
+* **retry** — exponential backoff with full jitter (``random() * min(cap, base * 2**n)``),
+  never shorter than a ``Retry-After`` the far end gave; a retryable failure also pauses the lane
+  briefly (a light circuit breaker) so a dead SMTP server is not hammered once per message;
+* **classification** — the channel says retryable or not; not retryable, too many attempts or too
+  old → dead letter (``kyoten bridge replay`` brings it back);
+* **rate limit** — a token bucket per channel (``rate``/``burst``; Slack ≈ 1 message/s/channel);
+* **mute windows** — deliveries due inside a window are recorded as muted, not sent (state
+  channels still get their snapshot, flagged ``muted``);
+* **digest** — when more than ``digest.threshold`` events went through a channel within
+  ``digest.window`` seconds, the pending ones go out as one digest message instead of a flood;
+* **state channels** — get the full set of open problems routed to them, on every change, at
+  start-up (rebuilding a tower after a restart) and every ``reassert`` seconds.
+
+Channels only send; see :mod:`kyoten.alerting.channels.base`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import random
+import time
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .channels.base import (
+    Channel,
+    ChannelError,
+    EventChannel,
+    Notification,
+    StateChannel,
+    StateSnapshot,
+)
+from .config import ChannelConfig, RetryPolicy, Settings
+from .events import Event
+from .outbox import Accepted, Claimed, Dead, Done, Muted, Outbox, Outcome, Retry
+from .routing import route
+
+log = logging.getLogger("kyoten.alerting.pipeline")
+
+#: Deliveries claimed per round trip when not in a storm.
+BATCH = 10
+#: A send that takes longer than this is abandoned and retried.
+SEND_TIMEOUT = 60.0
+#: Longest pause of a whole lane after a retryable failure.
+LANE_PAUSE_CAP = 10.0
+
+
+def backoff(attempt: int, policy: RetryPolicy, rng: Callable[[], float]) -> float:
+    """Full-jitter exponential backoff for the ``attempt``-th failure (1-based)."""
+    return rng() * min(policy.cap, policy.base * 2.0 ** max(0, attempt - 1))
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved; ``rate <= 0`` means unlimited."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.stamp = clock()
+
+    def delay(self) -> float:
+        """Take a token; return how long to wait before using it."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+@dataclass
+class Lane:
+    """In-memory state of one channel's worker (the durable state is in the outbox)."""
+
+    cfg: ChannelConfig
+    channel: Channel
+    bucket: TokenBucket
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    paused_until: float = 0.0
+    recent: collections.deque[float] = field(default_factory=collections.deque)
+    last_error: str = ""
+    last_error_at: float | None = None
+    last_ok_at: float | None = None
+    next_reassert: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def storm_level(self, now: float) -> int:
+        """Events that went through in the digest window."""
+        horizon = now - self.cfg.digest.window
+        while self.recent and self.recent[0] < horizon:
+            self.recent.popleft()
+        return len(self.recent)
+
+
+class Metrics:
+    """The bridge's Prometheus metrics, in a registry of their own (one per app)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.accepted = Counter(
+            "kyoten_bridge_events_accepted",
+            "Events accepted and stored",
+            ["kind"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "kyoten_bridge_events_duplicate", "Retries of already stored events", registry=registry
+        )
+        self.rejected = Counter(
+            "kyoten_bridge_requests_rejected", "Requests refused", ["reason"], registry=registry
+        )
+        self.deliveries = Counter(
+            "kyoten_bridge_deliveries",
+            "Delivery attempts by outcome",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "kyoten_bridge_delivery_latency_seconds",
+            "From accept to delivered",
+            ["channel"],
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600),
+        )
+        self.pending = Gauge(
+            "kyoten_bridge_pending", "Deliveries waiting", ["channel"], registry=registry
+        )
+        self.oldest = Gauge(
+            "kyoten_bridge_oldest_pending_seconds",
+            "Age of the oldest waiting delivery",
+            ["channel"],
+            registry=registry,
+        )
+        self.dead = Gauge(
+            "kyoten_bridge_dead_letters", "Deliveries given up", ["channel"], registry=registry
+        )
+        self.open = Gauge(
+            "kyoten_bridge_open_problems",
+            "Open problems routed to a channel",
+            ["channel"],
+            registry=registry,
+        )
+        self.up = Gauge(
+            "kyoten_bridge_channel_failing",
+            "1 when the channel's last attempt failed",
+            ["channel"],
+            registry=registry,
+        )
+
+
+class Pipeline:
+    """Routes, stores and delivers; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        outbox: Outbox,
+        channels: Mapping[str, Channel],
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.clock = clock
+        self.rng = rng
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self._secrets = settings.secrets()
+        self._tz = zoneinfo.ZoneInfo(settings.timezone)
+        self.lanes = {
+            name: Lane(
+                settings.channel(name),
+                ch,
+                TokenBucket(settings.channel(name).rate, settings.channel(name).burst, clock),
+            )
+            for name, ch in channels.items()
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- intake --------------------------------------------------------------------------
+
+    async def accept(self, event: Event) -> Accepted:
+        """Route and durably store ``event``; returns once committed."""
+        acc = await self.outbox.accept(event, route(self.settings.routes, event), self.clock())
+        if acc.new:
+            self.metrics.accepted.labels(event.kind.value).inc()
+            for c in acc.channels:
+                lane = self.lanes.get(c)
+                if lane is not None:
+                    lane.wake.set()
+        else:
+            self.metrics.duplicates.inc()
+        return acc
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start one worker per channel and the housekeeping task."""
+        for lane in self.lanes.values():
+            run = self._state_lane if isinstance(lane.channel, StateChannel) else self._event_lane
+            self._tasks.append(asyncio.create_task(self._guard(lane, run), name=lane.name))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    async def stop(self) -> None:
+        """Cancel the workers; anything not finished stays pending in the outbox."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+
+    async def _guard(self, lane: Lane, run: Callable[[Lane], Any]) -> None:
+        """Keep a lane alive through unexpected errors (e.g. the database blipping)."""
+        while True:
+            try:
+                await run(lane)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._note_error(lane, f"worker error: {type(exc).__name__}: {exc}")
+                log.error("lane %s: %s", lane.name, lane.last_error)
+                await asyncio.sleep(self.settings.poll_interval)
+
+    async def _housekeeping(self) -> None:
+        keep = self.settings.outbox.retention_days * 86400
+        while True:
+            try:
+                await self.outbox.purge(self.clock() - keep)
+            except Exception as exc:  # keep going; this is not urgent
+                log.warning("purge failed: %s", self.redact(str(exc)))
+            await asyncio.sleep(3600)
+
+    # -- policy helpers ------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``***``."""
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def muted(self, cfg: ChannelConfig, now: float) -> bool:
+        """Whether a mute window of ``cfg`` is active at ``now``."""
+        if not cfg.mute:
+            return False
+        local = dt.datetime.fromtimestamp(now, self._tz)
+        return any(w.active(local) for w in cfg.mute)
+
+    def _note_error(self, lane: Lane, reason: str) -> None:
+        lane.last_error = self.redact(reason)
+        lane.last_error_at = self.clock()
+        self.metrics.up.labels(lane.name).set(1)
+
+    def _note_ok(self, lane: Lane) -> None:
+        lane.last_ok_at = self.clock()
+        self.metrics.up.labels(lane.name).set(0)
+
+    def _failure(self, lane: Lane, item: Claimed, exc: ChannelError, now: float) -> Outcome:
+        policy = lane.cfg.retry or self.settings.retry
+        attempt = item.attempts + 1
+        reason = self.redact(exc.reason)
+        self._note_error(lane, reason)
+        if not exc.retryable:
+            outcome: Outcome = Dead(item.id, f"permanent: {reason}")
+        elif attempt >= policy.max_attempts or now - item.created_at >= policy.max_age:
+            outcome = Dead(item.id, f"gave up after {attempt} attempts: {reason}")
+        else:
+            delay = max(exc.retry_after or 0.0, backoff(attempt, policy, self.rng))
+            outcome = Retry(item.id, now + delay, reason)
+            pause = exc.retry_after if exc.retry_after else min(delay, LANE_PAUSE_CAP)
+            lane.paused_until = max(lane.paused_until, now + pause)
+        kind = "dead" if isinstance(outcome, Dead) else "retry"
+        self.metrics.deliveries.labels(lane.name, kind).inc()
+        log.warning(
+            "%s: event %s %s: %s (%s)",
+            lane.name,
+            item.event.event_id,
+            item.event.kind.value,
+            reason,
+            kind,
+        )
+        return outcome
+
+    async def _call(self, lane: Lane, coro: Any) -> Any:
+        """Await a channel call with a timeout; map every failure to ChannelError."""
+        try:
+            return await asyncio.wait_for(coro, SEND_TIMEOUT)
+        except ChannelError:
+            raise
+        except TimeoutError:
+            raise ChannelError(f"no answer within {SEND_TIMEOUT:.0f}s", retryable=True) from None
+        except Exception as exc:
+            log.exception("%s: unexpected error from channel", lane.name)
+            raise ChannelError(
+                f"unexpected {type(exc).__name__}: {self.redact(str(exc))}", retryable=True
+            ) from None
+
+    async def _idle(self, lane: Lane, timeout: float) -> None:
+        now = self.clock()
+        if lane.paused_until > now:
+            timeout = lane.paused_until - now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lane.wake.wait(), max(0.0, timeout))
+        lane.wake.clear()
+
+    # -- event channels ------------------------------------------------------------------
+
+    async def _event_lane(self, lane: Lane) -> None:
+        assert isinstance(lane.channel, EventChannel)
+        while True:
+            await self._idle(lane, self.settings.poll_interval)
+            while lane.paused_until <= self.clock():
+                now = self.clock()
+                dg = lane.cfg.digest
+                storm = dg.threshold > 0 and lane.storm_level(now) >= dg.threshold
+                async with self.outbox.claim(lane.name, dg.max if storm else BATCH, now) as claim:
+                    if not claim.items:
+                        break
+                    outcomes = await self._deliver(lane, claim.items, storm, now)
+                    await claim.finish(outcomes)
+                if not outcomes:
+                    break
+
+    async def _deliver(
+        self, lane: Lane, items: Sequence[Claimed], storm: bool, now: float
+    ) -> list[Outcome]:
+        channel = lane.channel
+        assert isinstance(channel, EventChannel)
+        if self.muted(lane.cfg, now):
+            self.metrics.deliveries.labels(lane.name, "muted").inc(len(items))
+            return [Muted(i.id) for i in items]
+        if storm and len(items) > 1:
+            return await self._digest(lane, channel, items)
+        outcomes: list[Outcome] = []
+        for item in items:
+            wait = lane.bucket.delay()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            lane.recent.append(self.clock())
+            try:
+                receipt = await self._call(
+                    lane, channel.send(Notification(item.event, item.thread))
+                )
+            except ChannelError as exc:
+                outcomes.append(self._failure(lane, item, exc, self.clock()))
+                if exc.retryable:
+                    break  # the lane is paused; the rest stay pending, untouched
+                continue
+            outcomes.append(Done(item.id, receipt))
+            self._delivered(lane, item)
+        return outcomes
+
+    async def _digest(
+        self, lane: Lane, channel: EventChannel, items: Sequence[Claimed]
+    ) -> list[Outcome]:
+        wait = lane.bucket.delay()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        events = tuple(i.event for i in items)
+        lane.recent.extend([self.clock()] * len(items))
+        try:
+            await self._call(lane, channel.send(Notification(events[0], None, events)))
+        except ChannelError as exc:
+            now = self.clock()
+            return [self._failure(lane, i, exc, now) for i in items]
+        for i in items:
+            self._delivered(lane, i)
+        return [Done(i.id) for i in items]
+
+    def _delivered(self, lane: Lane, item: Claimed) -> None:
+        self._note_ok(lane)
+        self.metrics.deliveries.labels(lane.name, "done").inc()
+        self.metrics.latency.labels(lane.name).observe(max(0.0, self.clock() - item.created_at))
+
+    # -- state channels ------------------------------------------------------------------
+
+    async def _state_lane(self, lane: Lane) -> None:
+        channel = lane.channel
+        assert isinstance(channel, StateChannel)
+        while True:
+            now = self.clock()
+            await self._idle(
+                lane, min(self.settings.poll_interval, max(0.0, lane.next_reassert - now))
+            )
+            now = self.clock()
+            if lane.paused_until > now:
+                continue
+            async with self.outbox.claim(lane.name, 10_000, now) as claim:
+                if not claim.items and now < lane.next_reassert:
+                    continue
+                snapshot = StateSnapshot(
+                    await self.outbox.open_problems(lane.name), self.muted(lane.cfg, now), now
+                )
+                try:
+                    await self._call(lane, channel.apply(snapshot))
+                except ChannelError as exc:
+                    outcomes = [self._failure(lane, i, exc, now) for i in claim.items]
+                    policy = lane.cfg.retry or self.settings.retry
+                    lane.next_reassert = now + min(lane.cfg.reassert, policy.base * 2)
+                    if not exc.retryable and not claim.items:
+                        self._note_error(lane, exc.reason)
+                else:
+                    outcomes = [Done(i.id) for i in claim.items]
+                    for i in claim.items:
+                        self._delivered(lane, i)
+                    self._note_ok(lane)
+                    lane.next_reassert = now + lane.cfg.reassert
+                await claim.finish(outcomes)
+
+    # -- observability -------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """Per-channel state, queue depth, oldest pending, last error (secret-free)."""
+        now = self.clock()
+        backlog = await self.outbox.backlog()
+        channels: dict[str, Any] = {}
+        for name, lane in self.lanes.items():
+            b = backlog.get(name)
+            failing = lane.last_error_at is not None and (
+                lane.last_ok_at is None or lane.last_error_at > lane.last_ok_at
+            )
+            state = (
+                "muted"
+                if self.muted(lane.cfg, now)
+                else "paused"
+                if lane.paused_until > now
+                else "failing"
+                if failing
+                else "ok"
+            )
+            channels[name] = {
+                "type": lane.cfg.type,
+                "state": state,
+                "pending": b.pending if b else 0,
+                "oldest_pending_seconds": round(now - b.oldest, 3) if b and b.oldest else None,
+                "dead": b.dead if b else 0,
+                "open_problems": b.open_problems if b else 0,
+                "last_error": lane.last_error or None,
+                "last_error_at": lane.last_error_at,
+                "last_success_at": lane.last_ok_at,
+            }
+        ok = all(c["state"] in ("ok", "muted") for c in channels.values())
+        return {
+            "status": "ok" if ok else "degraded",
+            "node": self.settings.node,
+            "channels": channels,
+        }
+
+    async def refresh_gauges(self) -> None:
+        """Copy queue figures into the gauges (called before each ``/metrics`` scrape)."""
+        now = self.clock()
+        backlog = await self.outbox.backlog()
+        for name in self.lanes:
+            b = backlog.get(name)
+            self.metrics.pending.labels(name).set(b.pending if b else 0)
+            self.metrics.dead.labels(name).set(b.dead if b else 0)
+            self.metrics.open.labels(name).set(b.open_problems if b else 0)
+            self.metrics.oldest.labels(name).set(now - b.oldest if b and b.oldest else 0)
