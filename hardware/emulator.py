@@ -52,7 +52,7 @@ class EmulatedTower:
         #: whose control mode was switched away from command control
         self.frozen = False
         self._on_change = on_change
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     def handle(self, request: bytes) -> bytes:
         """Answer one complete request and apply it."""
@@ -63,17 +63,16 @@ class EmulatedTower:
             self.history.append(state)
             if self._on_change is not None:
                 self._on_change(state)
-            asyncio.get_running_loop().create_task(self._notify())
+            # wake every waiter, and give later waiters a fresh event
+            self._changed.set()
+            self._changed = asyncio.Event()
         return reply
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def wait_for(self, predicate: Callable[[TowerState], bool], timeout: float) -> TowerState:
         """Wait (bounded) until the shown state satisfies ``predicate``; for tests and demos."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: predicate(self.state))
+        async with asyncio.timeout(timeout):
+            while not predicate(self.state):
+                await self._changed.wait()
         return self.state
 
 
