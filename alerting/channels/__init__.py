@@ -15,6 +15,7 @@ REGISTRY: dict[str, str | Builder] = {
     "mail": "kyoten.alerting.channels.mail:build",
     "slack": "kyoten.alerting.channels.slack:build",
     "slack-webhook": "kyoten.alerting.channels.slack:build_webhook",
+    "tower": "kyoten.alerting.channels.tower:build",
 }
 
 

@@ -1,0 +1,223 @@
+"""The bridge's PATLITE tower channel: a :class:`~.base.StateChannel`.
+
+The pipeline hands this channel the full set of open problems routed to it (on every change, at
+start-up and every ``reassert`` seconds); the channel turns it into one lamp vector with the pure
+:mod:`kyoten.alerting.tower_policy` and makes the tower show it. Everything about retrying,
+ordering and rebuilding after a restart is the pipeline's; this module only adds what is
+particular to a piece of hardware that someone can unplug or press buttons on:
+
+* **Read back, where the protocol allows** (PNS ``G``, PHN ``R``, serial ``G``). Before writing,
+  the channel reads what the tower shows; if that is not what it last made it show, the tower was
+  power-cycled or changed by another client — logged and counted, then corrected by the write.
+  After writing it reads again: a tower that does not hold the state it acknowledged is drifting,
+  which is a (retryable) failure, so ``/health`` reports it like a dead tower.
+* **The buzzer's deadline.** The policy silences a Disaster's buzzer after ``silence_after``;
+  rather than wait for the next re-assert, the channel re-applies itself at that moment, using
+  ``resources.open_problems()`` as the contract allows.
+
+Config (``type: tower``)::
+
+    noc-tower:
+      type: tower
+      url: pns://10.1.2.3:10000?model=nh       # see kyoten.hardware.tower for every scheme
+      password_file: /etc/kyoten/tower.pw      # HTTP towers: basic-auth password (optional)
+      username: admin                          # HTTP towers (default: admin when a password)
+      timeout: 3                               # seconds per attempt
+      readback: true                           # read back where the protocol can
+      colours: {information: white, not_classified: white}
+      idle: green
+      buzzer: 1
+      silence_after: 300
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from kyoten.hardware.errors import TowerConfigError, TowerError
+from kyoten.hardware.model import TowerState
+from kyoten.hardware.tower import Tower, build_codec, open_tower
+
+from ..config import ConfigError
+from ..tower_policy import Problem, TowerPolicy, decide, next_change
+from .base import ChannelError, ChannelResources, OpenProblem, StateSnapshot
+
+SETTINGS = ("url", "username", "password", "timeout", "retries", "readback",
+            "colours", "idle", "buzzer", "silence_after")  # fmt: skip
+
+
+def problems_of(snapshot: tuple[OpenProblem, ...]) -> list[Problem]:
+    """The policy's view of the store's open problems.
+
+    The buzzer timer runs from the latest of opening and the last change (acknowledge,
+    unacknowledge, severity), so a problem escalated to Disaster or un-acknowledged sounds again.
+    """
+    return [
+        Problem(p.event_id, int(p.severity), p.acknowledged, max(p.opened_at, p.changed_at))
+        for p in snapshot
+    ]
+
+
+class TowerChannel:
+    """One tower, shown the policy's vector for the open problems routed to it."""
+
+    def __init__(
+        self,
+        name: str,
+        tower: Tower,
+        policy: TowerPolicy,
+        resources: ChannelResources,
+        *,
+        readback: bool = True,
+    ) -> None:
+        self.name = name
+        self.tower = tower
+        self.policy = policy
+        self.readback = readback and tower.can_read
+        self._resources = resources
+        self._log = resources.log
+        self._lock = asyncio.Lock()
+        self._shown: TowerState | None = None
+        self._muted = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed: asyncio.Task[None] | None = None
+        self.drifts = 0
+        self.last_drift_at: float | None = None
+
+    async def apply(self, snapshot: StateSnapshot) -> None:
+        """Make the tower show the vector for ``snapshot`` (idempotent; full state every time)."""
+        problems = problems_of(snapshot.problems)
+        wanted = decide(problems, snapshot.now, self.policy, muted=snapshot.muted)
+        async with self._lock:
+            self._muted = snapshot.muted
+            try:
+                await self._show(wanted)
+            except TowerError as exc:
+                self._shown = None  # unknown now: the next apply must not call it drift
+                raise ChannelError(str(exc), retryable=exc.retryable) from None
+        self._schedule(next_change(problems, snapshot.now, self.policy), snapshot.now)
+
+    async def _show(self, wanted: TowerState) -> None:
+        if self.readback and self._shown is not None:
+            before = await self.tower.status()
+            if before != self._shown:
+                self.drifts += 1
+                self.last_drift_at = time.time()
+                self._log.warning(
+                    "%s: %s showed %s instead of %s (power-cycled or changed by another "
+                    "client); re-asserting",
+                    self.name,
+                    self.tower.url,
+                    before.describe(),
+                    self._shown.describe(),
+                )
+        await self.tower.set(wanted)
+        if self.readback:
+            after = await self.tower.status()
+            if after != wanted:
+                self._shown = None
+                raise ChannelError(
+                    f"{self.tower.url}: tower acknowledged {wanted.describe()} but shows "
+                    f"{after.describe()}",
+                    retryable=True,
+                )
+        self._shown = wanted
+
+    def _schedule(self, at: float | None, now: float) -> None:
+        """Re-apply at the policy's next self-change (the buzzer's silence deadline)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(max(0.0, at - now) + 0.05, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timed = asyncio.get_running_loop().create_task(self._reapply())
+
+    async def _reapply(self) -> None:
+        try:
+            problems = await self._resources.open_problems()
+            await self.apply(StateSnapshot(problems, self._muted, time.time()))
+        except ChannelError as exc:  # the pipeline's next re-assert retries
+            self._log.warning("%s: timed re-apply failed: %s", self.name, exc.reason)
+
+    def health(self) -> dict[str, Any]:
+        """Tower-specific detail for ``/health`` (the pipeline reports failures itself)."""
+        return {
+            "url": self.tower.url,
+            "protocol": self.tower.codec.name,
+            "readback": self.readback,
+            "shown": None if self._shown is None else self._shown.describe(),
+            "drifts": self.drifts,
+            "last_drift_at": self.last_drift_at,
+        }
+
+    async def aclose(self) -> None:
+        """Stop the timer and release the transport."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._timed is not None:
+            self._timed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timed
+        await self.tower.close()
+
+
+def _with_credentials(url: str, username: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    userinfo = f"{quote(username, safe='')}:{quote(password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -> TowerChannel:
+    """Validate ``settings`` (every problem at once) and make the channel."""
+    errors: list[str] = []
+    where = f"channels.{name}"
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        errors.append(f"{where}: unknown key {', '.join(unknown)}; valid: {', '.join(SETTINGS)}")
+    url = settings.get("url")
+    if not isinstance(url, str) or not url:
+        errors.append(f"{where}.url: required, e.g. pns://10.0.0.5:10000?model=nh")
+        url = ""
+    else:
+        try:
+            build_codec(url)
+        except TowerConfigError as exc:
+            errors.append(f"{where}.url: {exc}")
+    password = settings.get("password")
+    if password is not None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            errors.append(f"{where}.password: only HTTP towers take a password")
+        else:
+            url = _with_credentials(url, str(settings.get("username", "admin")), str(password))
+    timeout = settings.get("timeout", 3.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        errors.append(f"{where}.timeout: must be positive seconds, got {timeout!r}")
+        timeout = 3.0
+    retries = settings.get("retries", 1)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        errors.append(f"{where}.retries: must be a whole number >= 0, got {retries!r}")
+        retries = 1
+    readback = settings.get("readback", True)
+    if not isinstance(readback, bool):
+        errors.append(f"{where}.readback: must be true or false, got {readback!r}")
+    try:
+        policy = TowerPolicy.from_settings(settings)
+    except TowerConfigError as exc:
+        errors.extend(f"{where}: {e}" for e in str(exc).split("; "))
+    if errors:
+        raise ConfigError(errors)
+    tower = open_tower(url, timeout=float(timeout), retries=retries, session=resources.http)
+    return TowerChannel(name, tower, policy, resources, readback=bool(readback))
+
+
+__all__ = ["TowerChannel", "build", "problems_of"]
