@@ -1,0 +1,426 @@
+"""A real Zabbix 6.0 server (native HA node) and frontend/API on loopback, from Debian's packages.
+
+The database lives on a lab PostgreSQL node (normally the cluster's primary, as in the
+cross-site design); the schema comes from ``/usr/share/zabbix-server-pgsql``. The frontend is
+``php -S`` over ``/usr/share/zabbix``: Debian patches it to read ``/etc/zabbix/zabbix.conf.php``,
+so that one path is pointed at our file while the frontend runs and put back afterwards (one
+6.0 frontend per machine at a time). The server runs as a named HA node, so the frontend finds
+it through ``ha_node`` exactly as in production.
+
+The pieces that do not depend on the Zabbix version (database load, configuration texts,
+waiting for the API) are shared with :mod:`kyoten.agent.lab.zabbix70`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kyoten.agent.lab.postgres import PG_USER, PgNode
+from kyoten.agent.lab.procs import (
+    LabError,
+    make_dir,
+    port_open,
+    read_pid,
+    run,
+    spawn,
+    stop_pid,
+    wait_for,
+    write_file,
+)
+
+ZBX_USER = "zabbix"
+WEB_USER = "www-data"
+ADMIN_USER = "Admin"
+ADMIN_PASSWORD = "zabbix"  # the stock account of data.sql; the lab never changes it
+DEBIAN_SQL = Path("/usr/share/zabbix-server-pgsql")
+DEBIAN_FRONTEND = Path("/usr/share/zabbix")
+FRONTEND_CONFIG = Path("/etc/zabbix/zabbix.conf.php")
+
+_TRANSACTION_LINES = {b"START TRANSACTION;\n", b"BEGIN;\n", b"COMMIT;\n"}
+
+
+def zabbix_port() -> int:
+    """A free port Zabbix accepts: its daemons refuse ListenPort above 32767, and the kernel's
+    ephemeral range (what ``free_port`` hands out) starts at 32768."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LabError("no free TCP port between 20000 and 32767")
+
+
+# ---------------------------------------------------------------------------------- database
+def schema_files(sql_dir: Path) -> list[Path]:
+    """Debian's three schema files, in load order."""
+    files = [sql_dir / f"{name}.sql.gz" for name in ("schema", "images", "data")]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise LabError(
+            f"missing Zabbix schema files {missing}: apt-get install zabbix-server-pgsql"
+        )
+    return files
+
+
+def _schema_stream(files: Iterable[Path]) -> Iterator[bytes]:
+    """The files' SQL, without their own transaction lines (we load in one transaction)."""
+    for path in files:
+        with gzip.open(path, "rb") as fh:
+            for line in fh:
+                if line not in _TRANSACTION_LINES:
+                    yield line
+    # the stock host "Zabbix server" polls an agent on 127.0.0.1:10050: not ours, keep quiet
+    yield b"UPDATE hosts SET status = 1 WHERE host = 'Zabbix server' AND status = 0;\n"
+
+
+@dataclass(frozen=True)
+class ZabbixDb:
+    """The Zabbix database on a lab PostgreSQL node (trust auth on loopback)."""
+
+    node: PgNode
+    name: str = "zabbix"
+    user: str = "zabbix"
+    password: str = "zabbix"
+
+    def loaded(self) -> bool:
+        exists = self.node.value("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,))
+        return bool(
+            exists
+            and self.node.value(
+                "SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'dbversion'",
+                dbname=self.name,
+            )
+        )
+
+    def create(self, files: Sequence[Path]) -> float:
+        """Create role and database and load ``files`` in one transaction; seconds taken.
+
+        One transaction, so an interrupted load leaves an empty database that the next run
+        simply loads again. Skipped when the schema is there already.
+        """
+        if self.loaded():
+            return 0.0
+        start = time.monotonic()
+        if self.node.value("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.user,)) is None:
+            self.node.sql(f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}'")
+        if self.node.value("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,)) is None:
+            self.node.sql(
+                f"CREATE DATABASE {self.name} OWNER {self.user} ENCODING 'UTF8' TEMPLATE template0"
+            )
+        argv = [
+            str(self.node.bindir / "psql"),
+            "-X",
+            "-q",
+            "-1",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-o",
+            "/dev/null",
+            "-h",
+            self.node.host,
+            "-p",
+            str(self.node.port),
+            "-U",
+            self.user,
+            "-d",
+            self.name,
+        ]
+        with subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        ) as proc:
+            assert proc.stdin is not None and proc.stderr is not None
+            try:
+                for chunk in _schema_stream(files):
+                    proc.stdin.write(chunk)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.wait(timeout=300) != 0:
+                raise LabError(f"loading the Zabbix schema into {self.name} failed: {err[-1500:]}")
+        return time.monotonic() - start
+
+    def ha_nodes(self) -> list[tuple[str, int]]:
+        """(name, status) of every row in ha_node: 0 standby, 1 stopped, 2 unavailable, 3 active."""
+        rows = self.node.sql("SELECT name, status FROM ha_node ORDER BY name", dbname=self.name)
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+
+# ---------------------------------------------------------------------------------- configs
+def server_conf(
+    *,
+    workdir: Path,
+    port: int,
+    db: ZabbixDb,
+    ha_node_name: str | None,
+    cache_update_frequency: int,
+) -> str:
+    """zabbix_server.conf for a small loopback lab server.
+
+    ``CacheUpdateFrequency`` is short so that items created by an import or by tests are polled
+    within seconds (``-R config_cache_reload`` forces it at once); Timeout is long enough for a
+    UserParameter that starts Python.
+    """
+    lines = [
+        "# written by kyoten.agent.lab",
+        "ListenIP=127.0.0.1",
+        f"ListenPort={port}",
+        "SourceIP=127.0.0.1",
+        f"PidFile={workdir / 'zabbix_server.pid'}",
+        "LogType=file",
+        f"LogFile={workdir / 'zabbix_server.log'}",
+        "LogFileSize=0",
+        f"SocketDir={workdir / 'sock'}",
+        f"DBHost={db.node.host}",
+        f"DBPort={db.node.port}",
+        f"DBName={db.name}",
+        f"DBUser={db.user}",
+        f"DBPassword={db.password}",
+        f"NodeAddress=127.0.0.1:{port}",
+        f"User={ZBX_USER}",
+        "Timeout=10",
+        f"CacheUpdateFrequency={cache_update_frequency}",
+        "StatsAllowedIP=127.0.0.1",
+        "StartPollers=2",
+        "StartPollersUnreachable=1",
+        "StartTrappers=2",
+        "StartPingers=1",
+        "StartDiscoverers=1",
+        "StartHTTPPollers=1",
+        "StartPreprocessors=2",
+        "StartAlerters=1",
+        "StartDBSyncers=2",
+        "StartLLDProcessors=1",
+        "StartHistoryPollers=1",
+        "CacheSize=32M",
+        "HousekeepingFrequency=0",
+    ]
+    if ha_node_name:
+        lines.append(f"HANodeName={ha_node_name}")
+    return "\n".join(lines) + "\n"
+
+
+def _php(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def frontend_conf(db: ZabbixDb, server: tuple[str, int] | None, title: str) -> str:
+    """zabbix.conf.php; its existence skips the setup wizard.
+
+    ``server`` None leaves ``$ZBX_SERVER`` unset: an HA frontend finds the active node in
+    ``ha_node`` by itself.
+    """
+    fields: list[tuple[str, str]] = [
+        ("TYPE", _php("POSTGRESQL")),
+        ("SERVER", _php(db.node.host)),
+        ("PORT", _php(str(db.node.port))),
+        ("DATABASE", _php(db.name)),
+        ("USER", _php(db.user)),
+        ("PASSWORD", _php(db.password)),
+        ("SCHEMA", "''"),
+        ("ENCRYPTION", "false"),
+        ("KEY_FILE", "''"),
+        ("CERT_FILE", "''"),
+        ("CA_FILE", "''"),
+        ("VERIFY_HOST", "false"),
+        ("CIPHER_LIST", "''"),
+        ("VAULT", "''"),
+        ("VAULT_URL", "''"),
+        ("VAULT_PREFIX", "''"),
+        ("VAULT_DB_PATH", "''"),
+        ("VAULT_TOKEN", "''"),
+        ("VAULT_CERT_FILE", "''"),
+        ("VAULT_KEY_FILE", "''"),
+        ("VAULT_CACHE", "false"),
+        ("DOUBLE_IEEE754", "true"),
+    ]
+    lines = ["<?php", "// written by kyoten.agent.lab", "global $DB;"]
+    lines += [f"$DB['{k}'] = {v};" for k, v in fields]
+    if server:
+        lines += [
+            f"$ZBX_SERVER = {_php(server[0])};",
+            f"$ZBX_SERVER_PORT = {_php(str(server[1]))};",
+        ]
+    lines += [f"$ZBX_SERVER_NAME = {_php(title)};", "$IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;"]
+    return "\n".join(lines) + "\n"
+
+
+PHP_SETTINGS = (
+    "-d",
+    "memory_limit=256M",
+    "-d",
+    "post_max_size=16M",
+    "-d",
+    "upload_max_filesize=2M",
+    "-d",
+    "max_execution_time=300",
+    "-d",
+    "max_input_time=300",
+    "-d",
+    "date.timezone=UTC",
+    "-d",
+    "display_errors=stderr",
+)
+
+
+def api_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/api_jsonrpc.php"
+
+
+def wait_api(port: int, timeout: float = 60) -> str:
+    """Wait until ``apiinfo.version`` answers; returns the version."""
+    from zabbix_utils import ZabbixAPI
+
+    found: list[str] = []
+
+    def answers() -> bool:
+        found.append(str(ZabbixAPI(url=api_url(port), timeout=5).api_version()))
+        return True
+
+    wait_for(answers, f"the Zabbix API on :{port}", timeout=timeout, interval=0.5)
+    return found[-1]
+
+
+def login(port: int) -> Any:
+    """A ``zabbix_utils.ZabbixAPI`` logged in as the stock super admin."""
+    from zabbix_utils import ZabbixAPI
+
+    return ZabbixAPI(url=api_url(port), user=ADMIN_USER, password=ADMIN_PASSWORD, timeout=60)
+
+
+# ---------------------------------------------------------------------------------- 6.0
+@dataclass
+class Zabbix60:
+    """Debian's Zabbix 6.0 server as HA node ``ha_node_name`` plus its frontend on ``web_port``."""
+
+    workdir: Path
+    db: ZabbixDb
+    port: int
+    web_port: int
+    ha_node_name: str = "site-a"
+    cache_update_frequency: int = 2
+    php: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _saved_config: Path | None = field(default=None, repr=False)
+
+    @property
+    def conf(self) -> Path:
+        return self.workdir / "zabbix_server.conf"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "zabbix_server.log"
+
+    @property
+    def url(self) -> str:
+        return api_url(self.web_port)
+
+    def start(self) -> None:
+        """Load the schema if needed, start server and frontend, wait for both."""
+        self.db.create(schema_files(DEBIAN_SQL))
+        self.start_server()
+        self.start_frontend()
+
+    def start_server(self) -> None:
+        make_dir(self.workdir, ZBX_USER, 0o755)
+        make_dir(self.workdir / "sock", ZBX_USER, 0o755)
+        write_file(
+            self.conf,
+            server_conf(
+                workdir=self.workdir,
+                port=self.port,
+                db=self.db,
+                ha_node_name=self.ha_node_name,
+                cache_update_frequency=self.cache_update_frequency,
+            ),
+            ZBX_USER,
+            0o640,
+        )
+        if read_pid(self.workdir / "zabbix_server.pid") is None:
+            # started as root it daemonizes and drops to User=zabbix
+            run(["zabbix_server", "-c", str(self.conf)], timeout=30)
+        try:
+            wait_for(lambda: port_open(self.port), f"zabbix_server on :{self.port}", timeout=60)
+        except LabError as exc:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise LabError(f"{exc}; log tail:\n{tail}") from exc
+
+    def start_frontend(self) -> None:
+        web = make_dir(self.workdir / "web", "root", 0o755)
+        conf = write_file(
+            web / "zabbix.conf.php", frontend_conf(self.db, None, "kyoten lab 6.0"), "root", 0o644
+        )
+        self._point_frontend_at(conf)
+        if self.php is None:
+            self.php = spawn(
+                [
+                    *("setpriv", f"--reuid={WEB_USER}", f"--regid={WEB_USER}", "--init-groups"),
+                    *("--", "php", *PHP_SETTINGS, "-S", f"127.0.0.1:{self.web_port}"),
+                    *("-t", str(DEBIAN_FRONTEND)),
+                ],
+                user=None,
+                log=web / "php.log",
+                env={"PHP_CLI_SERVER_WORKERS": "4"},
+            )
+        wait_api(self.web_port)
+
+    def _point_frontend_at(self, conf: Path) -> None:
+        """Make Debian's fixed config path lead to ``conf``; a foreign file is kept aside."""
+        FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)
+        if FRONTEND_CONFIG.exists() and not FRONTEND_CONFIG.is_symlink():
+            self._saved_config = FRONTEND_CONFIG.with_name("zabbix.conf.php.kyoten-saved")
+            FRONTEND_CONFIG.rename(self._saved_config)
+        tmp = FRONTEND_CONFIG.with_name(".zabbix.conf.php.kyoten")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(conf)
+        tmp.replace(FRONTEND_CONFIG)
+
+    def api(self) -> Any:
+        return login(self.web_port)
+
+    def reload_config(self) -> None:
+        """Make the server read new hosts/items now instead of at the next cache update."""
+        run(["zabbix_server", "-c", str(self.conf), "-R", "config_cache_reload"], timeout=30)
+
+    def stop(self) -> None:
+        if self.php is not None:
+            stop_pid(self.php.pid, "php -S (6.0 frontend)", group=True)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.php.wait(timeout=5)
+            self.php = None
+        stop_pid(read_pid(self.workdir / "zabbix_server.pid"), "zabbix_server 6.0", timeout=60)
+        if FRONTEND_CONFIG.is_symlink() and os.readlink(FRONTEND_CONFIG) == str(
+            self.workdir / "web" / "zabbix.conf.php"
+        ):
+            FRONTEND_CONFIG.unlink()
+            if self._saved_config is not None and self._saved_config.exists():
+                self._saved_config.rename(FRONTEND_CONFIG)
+
+
+__all__ = [
+    "ADMIN_PASSWORD",
+    "ADMIN_USER",
+    "PG_USER",
+    "Zabbix60",
+    "ZabbixDb",
+    "api_url",
+    "frontend_conf",
+    "login",
+    "schema_files",
+    "server_conf",
+    "wait_api",
+    "zabbix_port",
+]

@@ -1,0 +1,204 @@
+"""The rendered templates obey the importer's rules and carry the whole catalogue.
+
+No server here: these are the checks that fail in milliseconds. The real imports are in
+test_zabbix60.py and test_zabbix70.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kyoten.agent.catalogue import FAMILIES
+from kyoten.agent.catalogue.model import Family
+from kyoten.agent.export import templates as tpl
+
+REPO = Path(__file__).resolve().parents[2]
+RENDERED = tpl.render_all()
+DOCS = {name: yaml.safe_load(text) for name, text in RENDERED.items()}
+
+
+def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (path, leaf) of a parsed document."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from walk(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk(v, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def dicts(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from dicts(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from dicts(v)
+
+
+def template_doc(family: Family, version: str) -> dict[str, Any]:
+    doc: dict[str, Any] = DOCS[f"{version}/{tpl.file_name(family)}"]["zabbix_export"]
+    return doc
+
+
+def test_committed_files_are_what_the_catalogue_renders() -> None:
+    """Fails when someone edits the catalogue (or the renderer) without `kyoten export`."""
+    on_disk = {
+        str(p.relative_to(REPO / "templates")): p.read_text()
+        for p in (REPO / "templates").rglob("*.yaml")
+    }
+    assert sorted(on_disk) == sorted(RENDERED), "run: kyoten export templates"
+    stale = [name for name, text in RENDERED.items() if on_disk[name] != text]
+    assert stale == [], f"stale generated files {stale}: run `kyoten export templates`"
+
+
+def test_rendering_is_deterministic() -> None:
+    assert tpl.render_all() == RENDERED
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_every_scalar_is_a_string(name: str) -> None:
+    """The importer checks is_string on each leaf: an unquoted 0, 6.0 or YES fails."""
+    bad = [(p, v) for p, v in walk(DOCS[name]) if not isinstance(v, str)]
+    assert bad == []
+
+
+def test_non_string_values_are_refused_by_the_serialiser() -> None:
+    with pytest.raises(TypeError, match="must be a string"):
+        tpl.to_yaml({"zabbix_export": {"version": 6.0}})
+
+
+@pytest.mark.parametrize("version", tpl.VERSIONS)
+def test_uuids_are_v4_and_unique(version: str) -> None:
+    uuids = [
+        d["uuid"]
+        for name, doc in DOCS.items()
+        if name.startswith(f"{version}/")
+        for d in dicts(doc)
+        if "uuid" in d and d.get("name") != tpl.GROUP  # the one shared group is one object
+    ]
+    assert len(uuids) > 100
+    assert len(uuids) == len(set(uuids)), "a UUID must be unique in the whole database"
+    for u in uuids:
+        assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", u), u
+
+
+def test_uuids_are_stable_across_releases() -> None:
+    """A re-import must update, not duplicate: the derivation may never change silently."""
+    assert (
+        tpl.stable_uuid("kyoten PostgreSQL replication", "template")
+        == (template_doc(FAMILIES[0], "6.0")["templates"][0]["uuid"])
+    )
+    assert tpl.stable_uuid("a", "b") == "747b9d729f5c4efaa5853fac4835eaa5"
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.key)
+@pytest.mark.parametrize("version", tpl.VERSIONS)
+def test_catalogue_is_complete_in_the_template(family: Family, version: str) -> None:
+    doc = template_doc(family, version)
+    (t,) = doc["templates"]
+    keys = {i["key"] for i in t["items"]}
+    expected = {family.master_key()} | {tpl.item_key(family, m) for m in family.metrics if m.item}
+    assert keys == expected
+    rules = {r["key"]: r for r in t.get("discovery_rules", [])}
+    assert set(rules) == {d.key for d in family.discoveries}
+    for d in family.discoveries:
+        rule = rules[d.key]
+        assert rule["type"] == "DEPENDENT"
+        assert rule["master_item"] == {"key": family.master_key()}
+        assert [p["lld_macro"] for p in rule["lld_macro_paths"]] == [m for m, _ in d.macros]
+        assert {p["key"] for p in rule["item_prototypes"]} == {
+            tpl.item_key(family, m, d) for m in d.metrics if m.item
+        }
+    names = {tr["name"] for tr in dicts(doc) if "expression" in tr and "uuid" in tr}
+    declared = {tr.name for m in family.metrics for tr in m.triggers}
+    declared |= {tr.name for d in family.discoveries for m in d.metrics for tr in m.triggers}
+    assert names == declared
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.key)
+def test_master_item_reports_collector_errors(family: Family) -> None:
+    """CHECK_JSON_ERROR first: {"error": ...} makes the master 'not supported' with the reason."""
+    (t,) = template_doc(family, "6.0")["templates"]
+    master = next(i for i in t["items"] if i["key"] == family.master_key())
+    assert master["value_type"] == "TEXT" and master["history"] == "0"
+    assert master["preprocessing"][0] == {"type": "CHECK_JSON_ERROR", "parameters": ["$.error"]}
+    assert master["delay"] == family.interval.name
+    for item in t["items"]:
+        if item is not master:
+            assert item["type"] == "DEPENDENT"
+            assert item["master_item"] == {"key": family.master_key()}
+            assert item["preprocessing"][0]["type"] == "JSONPATH"
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.key)
+def test_trigger_expressions_and_dependencies_resolve(family: Family) -> None:
+    doc = template_doc(family, "6.0")
+    (t,) = doc["templates"]
+    triggers = [d for d in dicts(doc) if "expression" in d and "uuid" in d]
+    known = {(tr["name"], tr["expression"]) for tr in triggers}
+    item_refs = {i["key"] for i in dicts(doc) if "key" in i and "uuid" in i}
+    for tr in triggers:
+        text = tr["expression"] + tr.get("recovery_expression", "")
+        assert "ITEM(" not in text
+        for key in re.findall(rf"/{re.escape(t['template'])}/([^,)]+(?:\[[^\]]*\])?)", text):
+            assert key in item_refs, (tr["name"], key)
+        for dep in tr.get("dependencies", []):
+            assert (dep["name"], dep["expression"]) in known, (tr["name"], dep)
+
+
+def test_the_issue_s_root_cause_dependencies_exist() -> None:
+    """Lag pages once: it depends on the receiver being down; backend down on Pgpool nodata."""
+    by_name = {
+        tr["name"]: tr
+        for doc in DOCS.values()
+        if doc["zabbix_export"]["version"] == "6.0"
+        for tr in dicts(doc)
+        if "expression" in tr and "uuid" in tr
+    }
+    lag = by_name["PostgreSQL: replay lag over {$PG.REPL_LAG.BYTES.MAX.WARN} B"]
+    assert [d["name"] for d in lag["dependencies"]] == ["PostgreSQL: WAL receiver is not streaming"]
+    down = by_name["Pgpool-II: backend {#NODE} ({#BACKEND}) is {ITEM.LASTVALUE1}"]
+    assert [d["name"] for d in down["dependencies"]] == [
+        "Pgpool-II: no data from the collector for {$KYOTEN.NODATA.TIMEOUT}"
+    ]
+
+
+def test_format_specific_keys() -> None:
+    """A 7.0 key in a 6.0 file (or the reverse) is an 'unexpected tag' import error."""
+    for name, doc in DOCS.items():
+        export = doc["zabbix_export"]
+        assert "date" not in export
+        if "templates" not in export:
+            continue
+        if name.startswith("6.0/"):
+            assert export["version"] == "6.0" and "groups" in export
+            assert "template_groups" not in export and "vendor" not in export["templates"][0]
+        else:
+            assert export["version"] == "7.0" and "template_groups" in export
+            assert "groups" not in export and export["templates"][0]["vendor"]["name"] == "kyoten"
+
+
+def test_graph_prototypes_for_lag_per_standby_and_per_backend() -> None:
+    pg, pool = (template_doc(f, "6.0")["templates"][0] for f in FAMILIES[:2])
+    standby = next(r for r in pg["discovery_rules"] if r["key"] == "kyoten.pg.standbys")
+    backend = next(r for r in pool["discovery_rules"] if r["key"] == "kyoten.pgpool.backends")
+    assert any("{#APP}" in g["name"] for g in standby["graph_prototypes"])
+    assert any("{#NODE}" in g["name"] for g in backend["graph_prototypes"])
+    widgets = pg["dashboards"][0]["pages"][0]["widgets"]
+    assert {w["type"] for w in widgets} >= {"GRAPH_PROTOTYPE", "PLAIN_TEXT"}
+
+
+def test_media_type_is_the_bridge_s_declaration() -> None:
+    from kyoten.alerting.mediatype import media_type_export
+
+    for version in tpl.VERSIONS:
+        assert DOCS[f"{version}/{tpl.MEDIA_TYPE_FILE}"] == media_type_export(version)
