@@ -112,7 +112,7 @@ async def accept_to_frame(events: int) -> list[float]:
                 "channels": {
                     "noc": {"type": "tower", "url": f"pns://127.0.0.1:{emulator.port}?model=nh"}
                 },
-                "routes": [{"channels": ["noc"], "host_groups": ["Bench"], "send_to": []}],
+                "routes": [{"channels": ["noc"]}],
             }
         )
         runner = web.AppRunner(create_app(settings), access_log=None)

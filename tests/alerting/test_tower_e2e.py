@@ -16,6 +16,7 @@ from kyoten.alerting.app import create_app
 from kyoten.alerting.config import parse_settings
 from kyoten.hardware.emulator import EmulatedTower, TcpFrontEnd
 from kyoten.hardware.model import Light, TowerState
+from kyoten.hardware.protocol.phn import Phn
 from kyoten.hardware.protocol.pns import PnsNh
 
 TOKEN = "e2e-token-0123456789abcdef"
@@ -86,7 +87,7 @@ def bridge_settings(tmp_path: Path, port: int) -> Any:
                     "retries": 0,
                 }
             },
-            "routes": [{"channels": ["noc-tower"], "host_groups": ["Databases"], "send_to": []}],
+            "routes": [{"channels": ["noc-tower"], "host_groups": ["Databases"]}],
         }
     )
 
@@ -145,3 +146,42 @@ async def test_disaster_ack_recovery_outage_and_return(
     await front.start()
     assert await emulated.wait_for(lambda s: s == red_alarm, WAIT) == red_alarm
     await health_until(client, lambda ch: ch["state"] == "ok" and ch["pending"] == 0)
+
+
+async def test_each_tower_shows_only_its_own_routes(aiohttp_client: Any, tmp_path: Path) -> None:
+    """Two towers, two protocols: the NOC tower takes everything, the DBA's PHN tower only
+    Disasters; a High problem lights the first and leaves the second green."""
+    noc, dba = EmulatedTower(PnsNh()), EmulatedTower(Phn())
+    fronts = [TcpFrontEnd(noc), TcpFrontEnd(dba)]
+    for front in fronts:
+        await front.start()
+    try:
+        settings = parse_settings(
+            {
+                "token": TOKEN,
+                "outbox": {"backend": "sqlite", "path": str(tmp_path / "bridge.db")},
+                "poll_interval": 0.05,
+                "channels": {
+                    "noc": {"type": "tower", "url": f"pns://127.0.0.1:{fronts[0].port}"},
+                    "dba": {"type": "tower", "url": f"phn://127.0.0.1:{fronts[1].port}"},
+                },
+                "routes": [
+                    {"channels": ["noc"], "host_groups": ["Databases"], "continue": True},
+                    {"channels": ["dba"], "host_groups": ["Databases"], "min_severity": 5},
+                ],
+            }
+        )
+        client = await aiohttp_client(create_app(settings))
+        green = TowerState(green=Light.ON)
+        await dba.wait_for(lambda s: s == green, WAIT)
+        await post(client, {**DISASTER, "{EVENT.ID}": "9100", "{EVENT.NSEVERITY}": "4"})
+        high = TowerState(red=Light.BLINK)
+        assert await noc.wait_for(lambda s: s == high, WAIT) == high
+        await post(client, {**DISASTER, "{EVENT.ID}": "9101"})
+        alarm = TowerState(red=Light.BLINK, buzzer=1)
+        assert await dba.wait_for(lambda s: s == alarm, WAIT) == alarm
+        assert await noc.wait_for(lambda s: s == alarm, WAIT) == alarm
+        assert green in dba.history and high not in dba.history
+    finally:
+        for front in fronts:
+            await front.stop()

@@ -122,3 +122,22 @@ def test_errors_name_the_tower_and_the_choices(capsys: pytest.CaptureFixture[str
     assert "choose from 'off', 'on', 'blink', 'blink2'" in capsys.readouterr().err
     assert cli.main(["tower", "set", "phn://127.0.0.1:9", "--blue", "on"]) == 2
     assert "phn has no blue lamp; it has red, amber, green" in capsys.readouterr().err
+
+
+def test_status_page_next_to_a_pns_emulator() -> None:
+    import urllib.request
+
+    emu = Emulator("--protocol", "pns-la6", "--tiers", "red,amber,green",
+                   "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0")  # fmt: skip
+    try:
+        port = int(emu.line().rpartition(":")[2])
+        page = emu.line().rpartition(" on ")[2]
+        assert page.startswith("http://127.0.0.1:")
+        emu.line()
+        assert cli.main(["tower", "set", f"pns://127.0.0.1:{port}?model=la6&tiers=red,amber,green",
+                         "--amber", "blink", "--buzzer", "3"]) == 0  # fmt: skip
+        assert emu.line().endswith("amber=blink green=off blue=off white=off buzzer=3")
+        with urllib.request.urlopen(page + "state", timeout=5) as reply:
+            assert b'"amber": "blink"' in reply.read()
+    finally:
+        assert emu.stop() == 0
