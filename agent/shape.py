@@ -52,7 +52,7 @@ def replay_delay(raw: PgRaw) -> float:
     """
     if not raw.in_recovery or raw.receive_lsn is None or raw.receive_lsn <= raw.ref_lsn:
         return 0.0
-    if raw.last_replay_ts is None:
+    if raw.last_replay_ts is None:  # nothing replayed since start-up: age unknown
         return 0.0
     return round(max(raw.now - raw.last_replay_ts, 0.0), 3)
 

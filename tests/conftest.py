@@ -8,15 +8,19 @@ Tests that break things (promotion, stopped standby) build their own throw-away 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kyoten.agent.export.userparameters import render_userparameters
+from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
+from kyoten.agent.lab.config import lab_config
 from kyoten.agent.lab.pgpool import Pgpool
 from kyoten.agent.lab.postgres import PgNode
-from kyoten.agent.lab.procs import free_port
+from kyoten.agent.lab.procs import free_port, make_dir, write_file
 
 
 @dataclass
@@ -79,10 +83,47 @@ def cluster_factory(lab_root: Path) -> Iterator[Callable[[], Cluster]]:
     made: list[Cluster] = []
 
     def make() -> Cluster:
-        c = build_cluster(Path(tempfile.mkdtemp(prefix="c-", dir=lab_root)))
+        root = Path(tempfile.mkdtemp(prefix="c-", dir=lab_root))
+        root.chmod(0o755)
+        c = build_cluster(root)
         made.append(c)
         return c
 
     yield make
     for c in made:
         c.stop()
+
+
+def kyoten_binary() -> str:
+    """The kyoten console script of the interpreter running the tests."""
+    return str(Path(sys.executable).with_name("kyoten"))
+
+
+def write_lab_config(c: Cluster, directory: Path) -> Path:
+    """kyoten.toml for a cluster, readable by the agent's account."""
+    make_dir(directory, ZABBIX_USER, 0o755)
+    return write_file(
+        directory / "kyoten.toml",
+        lab_config(c.primary, [c.standby], [c.pool_a, c.pool_b]),
+        ZABBIX_USER,
+        0o640,
+    )
+
+
+@pytest.fixture(scope="session")
+def kyoten_config(cluster: Cluster, lab_root: Path) -> Path:
+    """kyoten.toml naming the shared cluster: site-a, site-b, pool-a, pool-b."""
+    return write_lab_config(cluster, lab_root / "kyoten")
+
+
+@pytest.fixture(scope="session")
+def agent2(kyoten_config: Path, lab_root: Path) -> Iterator[Agent2]:
+    """zabbix_agent2 (as user zabbix) with kyoten's generated UserParameters."""
+    agent = Agent2(
+        lab_root / "agent2",
+        free_port(),
+        includes={"kyoten.conf": render_userparameters(kyoten_binary(), str(kyoten_config))},
+    )
+    agent.start()
+    yield agent
+    agent.stop()

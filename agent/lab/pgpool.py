@@ -147,6 +147,7 @@ class Pgpool:
                 lambda: port_open(self.port) and port_open(self.pcp_port),
                 f"pgpool {self.name} on :{self.port}/:{self.pcp_port}",
                 timeout=30,
+                proc=self.proc,
             )
             # right after start pgpool may still be probing the backends
             wait_for(lambda: self.node_status() != [], f"pgpool {self.name} to answer SQL")

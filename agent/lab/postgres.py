@@ -13,6 +13,7 @@ from kyoten.agent.lab.procs import LabError, chown_to, make_dir, read_pid, run, 
 PG_USER = "postgres"
 REPL_USER = "replicator"
 REPL_PASSWORD = "replicator"
+MONITOR_USER = "kyoten"
 
 
 def pg_bindir() -> Path:
@@ -150,6 +151,8 @@ class PgNode:
         )
         self.start()
         self.sql(f"CREATE ROLE {REPL_USER} LOGIN REPLICATION PASSWORD '{REPL_PASSWORD}'")
+        # what an operator grants kyoten: pg_monitor, nothing more
+        self.sql(f"CREATE ROLE {MONITOR_USER} LOGIN IN ROLE pg_monitor")
 
     def init_standby(self, primary: PgNode, slot: str | None = None) -> None:
         """pg_basebackup from ``primary`` and stream from it under application_name = name."""

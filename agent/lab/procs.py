@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import signal
 import socket
 import subprocess
@@ -97,11 +98,21 @@ def spawn(
         )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(low: int = 20000, high: int = 32000) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Chosen below the kernel's ephemeral range (32768+), where outgoing connections would
+    otherwise collide with it, and inside zabbix_agent2's ListenPort range (1024-32767).
+    """
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LabError(f"no free TCP port in {low}-{high}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -111,11 +122,23 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def wait_for(check: object, what: str, timeout: float = 30, interval: float = 0.1) -> None:
-    """Poll ``check()`` until it is truthy, or raise LabError naming ``what``."""
+def wait_for(
+    check: object,
+    what: str,
+    timeout: float = 30,
+    interval: float = 0.1,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``check()`` until it is truthy, or raise LabError naming ``what``.
+
+    With ``proc``, give up at once if that process has exited (a daemon that rejected its
+    config should not cost the whole timeout).
+    """
     assert callable(check)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise LabError(f"{what}: the process exited with status {proc.returncode}")
         with contextlib.suppress(Exception):
             if check():
                 return

@@ -1,0 +1,66 @@
+"""kyoten.toml for a lab: the two-site targets of a cluster, in the documented schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kyoten.agent.lab.pgpool import PCP_PASSWORD, PCP_USER, Pgpool
+from kyoten.agent.lab.postgres import MONITOR_USER, PgNode
+
+
+@dataclass(frozen=True)
+class ZabbixDb:
+    """Where a Zabbix database lives (for the ha_node target)."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+
+
+def lab_config(
+    primary: PgNode,
+    standbys: Sequence[PgNode],
+    pools: Sequence[Pgpool],
+    zabbix: ZabbixDb | None = None,
+    deadline: float = 2.5,
+) -> str:
+    """TOML naming PostgreSQL targets by node name, Pgpool targets by pool name."""
+    out = [f"deadline = {deadline}", ""]
+    for node in (primary, *standbys):
+        out += [
+            f"[postgres.{node.name}]",
+            f'host = "{node.host}"',
+            f"port = {node.port}",
+            f'user = "{MONITOR_USER}"',
+            f'site = "{node.name}"',
+        ]
+        if node is primary:
+            names = ", ".join(f'"{s.name}"' for s in standbys)
+            out.append(f"expected_standbys = [{names}]")
+        out.append("")
+    for pool in pools:
+        out += [
+            f"[pgpool.{pool.name}]",
+            f'host = "{pool.host}"',
+            f"port = {pool.port}",
+            f'user = "{MONITOR_USER}"',
+            f'site = "{pool.name}"',
+            f"pcp_port = {pool.pcp_port}",
+            f'pcp_user = "{PCP_USER}"',
+            f'pcp_password = "{PCP_PASSWORD}"',
+            "",
+        ]
+    if zabbix is not None:
+        out += [
+            "[zabbix.zabbix]",
+            f'host = "{zabbix.host}"',
+            f"port = {zabbix.port}",
+            f'dbname = "{zabbix.dbname}"',
+            f'user = "{zabbix.user}"',
+            f'password = "{zabbix.password}"',
+            "",
+        ]
+    return "\n".join(out)
