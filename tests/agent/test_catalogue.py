@@ -19,12 +19,12 @@ def test_trigger_uids_unique_and_dependencies_resolve() -> None:
         scopes.append((fam, list(fam.metrics), None))
         scopes += [(fam, list(d.metrics), d) for d in fam.discoveries]
     uids: dict[str, str] = {}
-    for fam, metrics, disc in scopes:
+    for fam, metrics, _disc in scopes:
         for m in metrics:
             for t in m.triggers:
                 assert t.uid not in uids, t.uid
                 uids[t.uid] = fam.key
-    for fam, metrics, disc in scopes:
+    for fam, metrics, _disc in scopes:
         fields = {m.field for m in metrics if m.item}
         for m in metrics:
             for t in m.triggers:

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-
 from kyoten.agent.catalogue import FAMILIES
 from kyoten.agent.shape import (
     Outcome,
