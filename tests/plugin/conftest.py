@@ -176,14 +176,28 @@ def make_agent(agent_root: Path) -> Iterator[Callable[..., lab.Agent2]]:
     """Start real agents in fresh directories; all are stopped afterwards."""
     agents: list[lab.Agent2] = []
 
-    def make(extra: list[str], **kwargs: Any) -> lab.Agent2:
+    def make(extra: list[str], race_retries: int = 1, **kwargs: Any) -> lab.Agent2:
         root = Path(agent_root) / f"agent-{len(agents)}-{lab.free_port()}"
         root.mkdir(mode=0o755)
         lab.chown_to_zabbix(root)
         agent = lab.Agent2(root, extra, **kwargs)
         agents.append(agent)
-        return agent.start()
+        return agent.start(race_retries=race_retries)
 
     yield make
     for agent in agents:
         agent.stop()
+
+
+@pytest.fixture(scope="session")
+def kyoten_launcher(agent_root: Path) -> Path:
+    """The real ``kyoten-agent2-plugin``, startable by the agent's account."""
+    return lab.kyoten_launcher(agent_root / "kyoten-agent2-plugin")
+
+
+@pytest.fixture(scope="session")
+def kyoten_cli_launcher(agent_root: Path) -> Path:
+    """The real ``kyoten`` CLI for UserParameter mode, startable by the agent's account."""
+    return lab.write_launcher(
+        agent_root / "kyoten", "from kyoten.agent.cli import main\nsys.exit(main())"
+    )

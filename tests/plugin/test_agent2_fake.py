@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_agent2
 from fakes import SECRET
-from kyoten.agent.plugin.lab import Agent2
+from kyoten.agent.plugin.lab import REGISTRATION_RACE, Agent2, AgentLabError
 from zabbix_utils.exceptions import ProcessingError
 
 pytestmark = [pytest.mark.integration, needs_agent2]
@@ -119,22 +119,29 @@ def test_stopping_the_agent_mid_query_is_clean(make_agent: MakeAgent, fake_launc
 
 
 def test_agent_starts_repeatedly_without_the_60_registration_panic(
-    make_agent: MakeAgent, fake_launcher: Path
+    make_agent: MakeAgent, kyoten_launcher: Path
 ) -> None:
-    """6.0.14 races its SIGCHLD handlers after the registration run; a plugin slow to exit
-    after Terminate made about every second start panic. Four starts in a row must work."""
-    for _ in range(4):
-        agent = make_agent(plugin_lines(fake_launcher))
-        time.sleep(0.3)
-        assert agent.alive(), agent.tail()
-        assert "panic" not in agent.log()
+    """6.0.14 races its own SIGCHLD handlers after the registration run (see
+    ``lab.REGISTRATION_RACE``); only a plugin that exits at once after Terminate keeps that
+    rare. One that exits through interpreter teardown (~3 ms) lost about every second
+    start, so eight starts without retries allow one loss at most."""
+    lost = 0
+    for _ in range(8):
+        try:
+            agent = make_agent([f"Plugins.Kyoten.System.Path={kyoten_launcher}"], race_retries=0)
+        except AgentLabError as exc:
+            assert REGISTRATION_RACE in str(exc), exc
+            lost += 1
+            continue
+        time.sleep(0.2)
+        if not agent.alive():
+            lost += 1
         agent.stop()
+    assert lost <= 1, f"{lost} of 8 starts lost the 6.0.14 registration race"
 
 
 def test_a_rejected_option_stops_the_agent_with_the_reason(
     make_agent: MakeAgent, fake_launcher: Path
 ) -> None:
-    from kyoten.agent.plugin.lab import AgentLabError
-
     with pytest.raises(AgentLabError, match=r"Plugins\.Kyoten\.Confg"):
         make_agent(plugin_lines(fake_launcher, "Plugins.Kyoten.Confg=/etc/kyoten.toml"))

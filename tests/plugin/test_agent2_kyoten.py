@@ -1,0 +1,143 @@
+"""The real plugin (catalogue + persistent collector) under Debian's zabbix_agent2 6.0.14,
+against the lab's PostgreSQL primary + standby and two Pgpool-II, compared with UserParameter
+mode through a second agent on the same targets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import needs_agent2
+from kyoten.agent.export.userparameters import render_userparameters
+from kyoten.agent.lab.config import lab_config
+from kyoten.agent.plugin.lab import Agent2, chown_to_zabbix
+
+pytestmark = [pytest.mark.integration, needs_agent2]
+MakeAgent = Callable[..., Agent2]
+
+KEYS = [
+    "kyoten.pg[site-a]",
+    "kyoten.pg[site-b]",
+    "kyoten.pg.standbys[site-a]",
+    "kyoten.pg.slots[site-a]",
+    "kyoten.pgpool[pool-a]",
+    "kyoten.pgpool[pool-b]",
+    "kyoten.pgpool.backends[pool-a]",
+    "kyoten.cross",
+]
+
+
+def plugin_agent(make_agent: MakeAgent, launcher: Path, config: Path, **kw: Any) -> Agent2:
+    return make_agent(
+        [f"Plugins.Kyoten.System.Path={launcher}", f"Plugins.Kyoten.Config={config}"], **kw
+    )
+
+
+def stable(value: Any) -> Any:
+    """What must be identical between two snapshots taken moments apart: the structure
+    (fields, array lengths, value types) and every string (names, roles, states,
+    addresses). Numbers (lags, ages, durations, counters) legitimately move."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    return type(value).__name__ if not isinstance(value, int | float) else "number"
+
+
+def test_plugin_mode_returns_what_userparameter_mode_returns(
+    cluster: Any,
+    kyoten_config: Path,
+    make_agent: MakeAgent,
+    kyoten_launcher: Path,
+    kyoten_cli_launcher: Path,
+) -> None:
+    plugin = plugin_agent(make_agent, kyoten_launcher, kyoten_config)
+    userparams = render_userparameters(str(kyoten_cli_launcher), str(kyoten_config))
+    classic = make_agent([ln for ln in userparams.splitlines() if not ln.startswith("#")])
+    for key in KEYS:
+        pv, perr = plugin.get(key)
+        uv, uerr = classic.get(key)
+        assert perr is None and uerr is None, (key, perr, uerr)
+        assert pv is not None and uv is not None
+        assert stable(json.loads(pv)) == stable(json.loads(uv)), key
+    # a failure: UserParameter mode stores {"error": ...} (the template's CHECK_JSON_ERROR
+    # makes it "not supported"); the plugin answers ZBX_NOTSUPPORTED with the same reason
+    pv, perr = plugin.get("kyoten.pg[nowhere]")
+    uv, _ = classic.get("kyoten.pg[nowhere]")
+    assert pv is None and perr is not None
+    assert uv is not None and json.loads(uv) == {"error": perr}
+    assert "unknown postgres target 'nowhere'" in perr
+    _, perr = plugin.get("kyoten.pg[site-a,extra]")
+    assert perr is not None and "takes 1 parameter" in perr
+    assert "panic" not in plugin.log()
+
+
+def test_a_burst_of_real_requests_is_answered(
+    cluster: Any, kyoten_config: Path, make_agent: MakeAgent, kyoten_launcher: Path
+) -> None:
+    agent = plugin_agent(make_agent, kyoten_launcher, kyoten_config)
+    keys = KEYS * 6  # 48 checks at once, identical ones sharing snapshots
+    with ThreadPoolExecutor(len(keys)) as pool:
+        results = list(pool.map(agent.get, keys))
+    for key, (value, error) in zip(keys, results, strict=True):
+        assert error is None, (key, error)
+        assert value is not None
+        assert isinstance(json.loads(value), dict | list)
+    assert len(agent.children()) == 1
+
+
+def test_stopping_a_target_mid_query_crashes_nothing_and_reconnects(
+    cluster_factory: Callable[[], Any],
+    make_agent: MakeAgent,
+    kyoten_launcher: Path,
+    agent_root: Path,
+) -> None:
+    c = cluster_factory()
+    config = agent_root / f"kyoten-{c.primary.port}.toml"
+    config.write_text(lab_config(c.primary, [c.standby], [c.pool_a, c.pool_b]))
+    chown_to_zabbix(config)
+    agent = plugin_agent(make_agent, kyoten_launcher, config)
+    assert agent.get("kyoten.pg[site-b]")[1] is None  # the persistent connection is open
+    plugin_pid = agent.children()
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            for key in ("kyoten.pg[site-b]", "kyoten.pgpool[pool-a]", "kyoten.cross"):
+                _, error = agent.get(key)
+                if error is not None:
+                    errors.append(error)
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    for t in pollers:
+        t.start()
+    time.sleep(0.3)
+    c.standby.stop("immediate")  # while four pollers hit it
+    time.sleep(1.0)
+    _, down = agent.get("kyoten.pg[site-b]")
+    c.standby.start()
+    stop.set()
+    for t in pollers:
+        t.join(30)
+    assert down is not None and f":{c.standby.port}" in down, down
+    assert agent.alive() and agent.children() == plugin_pid, "the plugin was restarted?"
+    deadline = time.monotonic() + 20
+    value, error = agent.get("kyoten.pg[site-b]")
+    while error is not None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        value, error = agent.get("kyoten.pg[site-b]")
+    assert error is None and value is not None, error
+    assert json.loads(value)["in_recovery"] == 1
+    assert all("Traceback" not in e for e in errors)
+    code = agent.stop(signal.SIGTERM)
+    assert code == 0 and "panic" not in agent.log(), agent.tail()
