@@ -11,47 +11,14 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
-from kyoten.agent.lab.config import lab_config
-from kyoten.agent.lab.pgpool import Pgpool
+from kyoten.agent.lab.agent2 import Agent2
+from kyoten.agent.lab.cluster import Cluster, build_cluster
 from kyoten.agent.lab.postgres import PgNode
-from kyoten.agent.lab.procs import free_port, make_dir, write_file
-
-
-@dataclass
-class Cluster:
-    """Site A primary + site B standby, and one standalone Pgpool per site in front of both."""
-
-    primary: PgNode
-    standby: PgNode
-    pool_a: Pgpool
-    pool_b: Pgpool
-
-    def stop(self) -> None:
-        for pool in (self.pool_b, self.pool_a):
-            pool.stop()
-        for node in (self.standby, self.primary):
-            node.stop("immediate")
-
-
-def build_cluster(root: Path, slot: str = "site_b") -> Cluster:
-    """Create and start a two-site cluster under ``root`` (≈ 3 s on the CI machine)."""
-    primary = PgNode("site-a", root / "pg" / "site-a", free_port())
-    standby = PgNode("site-b", root / "pg" / "site-b", free_port())
-    primary.init_primary()
-    standby.init_standby(primary, slot=slot)
-    pools = [
-        Pgpool(f"pool-{s}", root / f"pgpool-{s}", free_port(), free_port(), [primary, standby])
-        for s in ("a", "b")
-    ]
-    for pool in pools:
-        pool.start()
-    return Cluster(primary, standby, *pools)
+from kyoten.agent.lab.procs import free_port
 
 
 @pytest.fixture(scope="session")
@@ -101,13 +68,7 @@ def kyoten_binary() -> str:
 
 def write_lab_config(c: Cluster, directory: Path) -> Path:
     """kyoten.toml for a cluster, readable by the agent's account."""
-    make_dir(directory, ZABBIX_USER, 0o755)
-    return write_file(
-        directory / "kyoten.toml",
-        lab_config(c.primary, [c.standby], [c.pool_a, c.pool_b]),
-        ZABBIX_USER,
-        0o640,
-    )
+    return c.write_config(directory)
 
 
 @pytest.fixture(scope="session")
