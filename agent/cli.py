@@ -12,7 +12,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 # subcommand -> (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def package_version() -> str:
     """The installed distribution's version (one source: pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version  # costly: only for --version
+
     try:
         return version("kyoten")
     except PackageNotFoundError:  # running from a source tree without an install

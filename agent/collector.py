@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kyoten.agent.catalogue import KEYS, AgentKey
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
@@ -30,6 +29,9 @@ from kyoten.agent.sources.pgpool import Pcp, query_pgpool_pcp, query_pgpool_sql,
 from kyoten.agent.sources.postgres import query_postgres
 from kyoten.agent.sources.zabbix import query_zabbix
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 T = TypeVar("T")
 _KIND = {"kyoten.pg": "postgres", "kyoten.pgpool": "pgpool", "kyoten.zabbix.ha": "zabbix"}
 
@@ -45,11 +47,12 @@ class Collector:
     def __init__(self, config: Config, *, persistent: bool = False) -> None:
         self.config = config
         self.connector = Connector(persistent=persistent, connect_timeout=config.connect_timeout)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kyoten-cross")
+        self._pool: ThreadPoolExecutor | None = None  # made on first cross-site call
 
     def close(self) -> None:
         self.connector.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ keys
     def resolve(self, key: str, params: list[str]) -> AgentKey:
@@ -153,7 +156,12 @@ class Collector:
             "pool": [(n, partial(self.pgpool, t, deadline)) for n, t in cfg.pgpool.items()],
             "zbx": [(n, partial(self.zabbix, t, deadline)) for n, t in cfg.zabbix.items()],
         }
-        futures = {g: [(n, self._pool.submit(fn)) for n, fn in items] for g, items in jobs.items()}
+        from concurrent.futures import ThreadPoolExecutor, wait  # only the cross key needs it
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kyoten-cross")
+        pool = self._pool
+        futures = {g: [(n, pool.submit(fn)) for n, fn in items] for g, items in jobs.items()}
         wait([f for items in futures.values() for _, f in items], timeout=self._remaining(deadline))
         outcomes: dict[str, list[Outcome]] = {}
         for group, items in futures.items():
