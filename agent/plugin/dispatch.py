@@ -283,12 +283,12 @@ class Dispatcher:
             self._pending -= 1
             self.stats.timed_out += 1
             flight.waiters.remove(waiter)
-        key = flight.key[0]
+        # Starts with a capital and names the key later: 7.0 capitalises the first letter.
         self._send(
             waiter.req_id,
             None,
-            f"{key}: no result within {reply_budget(waiter.budget_s):.1f} s "
-            f"(agent timeout {waiter.budget_s:g} s); a target is slow or unreachable",
+            f"No result for {flight.key[0]} within {reply_budget(waiter.budget_s):.1f} s "
+            f"(agent timeout {waiter.budget_s:g} s): a target is slow or unreachable",
         )
 
     def _work(self) -> None:

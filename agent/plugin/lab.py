@@ -13,12 +13,14 @@ starting the plugin.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sysconfig
 import tempfile
@@ -52,6 +54,19 @@ def agent2_available() -> bool:
     except KeyError:
         return False
     return os.access(AGENT2, os.X_OK) and os.geteuid() == 0 and os.access(SYSTEM_PYTHON, os.X_OK)
+
+
+def trixie_agent2(root: str) -> tuple[str, ...] | None:
+    """The command running Debian trixie's agent 2 (7.0) from an unpacked trixie tree
+    ``root`` with trixie's own loader and libraries, or None when it is not there."""
+    loader = Path(root, "usr/lib64/ld-linux-x86-64.so.2")
+    binary = Path(root, "usr/sbin/zabbix_agent2")
+    if not (loader.exists() and binary.exists()):
+        return None
+    libs = ":".join(
+        str(Path(root, d)) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
+    )
+    return (str(loader), "--library-path", libs, str(binary))
 
 
 def free_port() -> int:
@@ -116,6 +131,9 @@ class Agent2:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     registration_races: int = 0
+    #: How to run the agent: Debian's 6.0.14 by default; a trixie 7.0 agent is run through
+    #: trixie's loader, see :func:`trixie_agent2`.
+    command: tuple[str, ...] = (AGENT2,)
 
     @property
     def log_path(self) -> Path:
@@ -159,7 +177,7 @@ class Agent2:
         argv = ["setpriv", "--reuid=zabbix", "--regid=zabbix", "--init-groups", "--"]
         with open(self.out_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [*argv, AGENT2, "-c", str(conf)],
+                [*argv, *self.command, "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -196,6 +214,23 @@ class Agent2:
         value = None if resp.value is None else str(resp.value)
         error = None if resp.error is None else str(resp.error)
         return value, error
+
+    def get_json(self, key: str, timeout_s: int) -> tuple[str | None, str | None]:
+        """One passive check in 7.0's JSON form, which carries the item timeout (the plain
+        form that Getter sends gets a fixed 60 s on 7.0)."""
+        body = json.dumps(
+            {"request": "passive checks", "data": [{"key": key, "timeout": timeout_s}]}
+        ).encode()
+        with socket.create_connection((HOST, self.port), timeout=timeout_s + 5) as conn:
+            conn.sendall(struct.pack("<4sBII", b"ZBXD", 1, len(body), 0) + body)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        if data[:4] != b"ZBXD" or data[4] & 0x06:
+            raise AgentLabError(f"unexpected reply header {data[:13]!r}")
+        (length,) = struct.unpack_from("<I", data, 5)
+        item = json.loads(data[13 : 13 + length])["data"][0]
+        return item.get("value"), item.get("error")
 
     def children(self) -> list[int]:
         """Pids of the agent's direct children (the operational plugin process)."""

@@ -86,7 +86,7 @@ def test_the_plugin_answers_before_the_60_plugin_timeout(
         plugin_lines(fake_launcher, "Plugins.Kyoten.Timeout=2"), timeout=5, plugin_timeout=2
     )
     _, error = agent.get("test.block")
-    assert error is not None and "no result within 1.7 s" in error, error
+    assert error is not None and "No result for test.block within 1.7 s" in error, error
     assert agent.get("test.echo[after]") == ('["after"]', None)
 
 

@@ -138,7 +138,7 @@ def test_the_70_item_timeout_bounds_the_answer(start_session: Start) -> None:
     agent.export(3, "test.block", timeout=1)
     reply = agent.reply(timeout=5)
     elapsed = time.monotonic() - t0
-    assert reply["id"] == 3 and "no result within 0.8 s" in reply["error"]
+    assert reply["id"] == 3 and "No result for test.block within 0.8 s" in reply["error"]
     assert elapsed < 1.0, "the agent would already have given up"
 
 
