@@ -16,4 +16,8 @@ for folder, name in ROOTS.items():
     packages.append(name)
     packages.extend(f"{name}.{sub}" for sub in find_packages(folder))
 
-setup(packages=packages, package_dir=package_dir, package_data={name: ["py.typed"] for name in ROOTS.values()})
+setup(
+    packages=packages,
+    package_dir=package_dir,
+    package_data={name: ["py.typed"] for name in ROOTS.values()},
+)
