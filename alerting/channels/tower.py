@@ -39,12 +39,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from kyoten.hardware.errors import TowerConfigError, TowerError
-from kyoten.hardware.model import TowerState
+from kyoten.hardware.errors import TowerConfigError, TowerError, UnsupportedState
+from kyoten.hardware.model import Light, TowerState
 from kyoten.hardware.tower import Tower, build_codec, open_tower
 
 from ..config import ConfigError
-from ..tower_policy import Problem, TowerPolicy, decide, next_change
+from ..tower_policy import SEVERITY_NAMES, Problem, TowerPolicy, decide, next_change
 from .base import ChannelError, ChannelResources, OpenProblem, StateSnapshot
 
 SETTINGS = ("url", "username", "password", "timeout", "retries", "readback",
@@ -100,6 +100,12 @@ class TowerChannel:
             except TowerError as exc:
                 self._shown = None  # unknown now: the next apply must not call it drift
                 raise ChannelError(str(exc), retryable=exc.retryable) from None
+            except UnsupportedState as exc:  # e.g. blue on a 3-lamp tower: config, not luck
+                raise ChannelError(
+                    f"{self.tower.url}: {exc}; map that severity to a lamp this tower has "
+                    f"(channel option colours)",
+                    retryable=False,
+                ) from None
         self._schedule(next_change(problems, snapshot.now, self.policy), snapshot.now)
 
     async def _show(self, wanted: TowerState) -> None:
@@ -217,7 +223,24 @@ def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -
     if errors:
         raise ConfigError(errors)
     tower = open_tower(url, timeout=float(timeout), retries=retries, session=resources.http)
+    lacking = missing_lamps(tower, policy)
+    if lacking:  # not an error: the routes may never send those severities to this tower
+        resources.log.warning(
+            "%s: %s cannot show the colour configured for %s; problems of that severity will "
+            "fail on this tower (set colours:)", name, tower.url, ", ".join(lacking)
+        )  # fmt: skip
     return TowerChannel(name, tower, policy, resources, readback=bool(readback))
 
 
-__all__ = ["TowerChannel", "build", "problems_of"]
+def missing_lamps(tower: Tower, policy: TowerPolicy) -> list[str]:
+    """Severity names (and ``idle``) whose configured colour the tower has no lamp for."""
+    wanted = [(SEVERITY_NAMES[sev], colour) for sev, colour in sorted(policy.colours.items())]
+    if policy.idle is not None:
+        wanted.append(("idle", policy.idle))
+    lacking = []
+    for what, colour in wanted:
+        try:
+            tower.codec.encode_set(TowerState().with_light(colour, Light.ON))
+        except UnsupportedState:
+            lacking.append(what)
+    return lacking

@@ -23,6 +23,7 @@ from kyoten.alerting.events import Severity
 from kyoten.hardware.emulator import EmulatedTower, TcpFrontEnd, WebFrontEnd
 from kyoten.hardware.model import Light, TowerState
 from kyoten.hardware.protocol.httpapi import HttpNh
+from kyoten.hardware.protocol.phn import Phn
 from kyoten.hardware.protocol.pns import PnsNh
 
 RED_BLINK_BUZZ = TowerState(red=Light.BLINK, buzzer=1)
@@ -195,3 +196,32 @@ async def test_registered_in_the_channel_registry() -> None:
 
     assert load_builder("tower") is build
     await asyncio.sleep(0)
+
+
+async def test_a_colour_the_tower_lacks_is_a_permanent_error_and_warned_at_build(
+    resources: tuple[ChannelResources, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    emulated = EmulatedTower(Phn())  # red, amber, green only
+    front = TcpFrontEnd(emulated)
+    await front.start()
+    url = f"phn://127.0.0.1:{front.port}"
+    try:
+        with caplog.at_level(logging.WARNING, "test.tower"):
+            channel = build("rack", {"url": url}, resources[0])
+        assert "cannot show the colour configured for not_classified, information" in caplog.text
+        info = OpenProblem("7", Severity.INFORMATION, "disk 80%", "db1", False, 0.0, 0.0)
+        with pytest.raises(ChannelError, match="phn has no blue lamp") as caught:
+            await channel.apply(snap(info))
+        assert not caught.value.retryable and "colours" in caught.value.reason
+        await channel.apply(snap(disaster()))  # what it can show, it shows
+        assert emulated.state == RED_BLINK_BUZZ
+        await channel.aclose()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "test.tower"):
+            fitted = build("rack", {"url": url, "colours": {"information": "green",
+                                                            "not_classified": "green"}},
+                           resources[0])  # fmt: skip
+        assert caplog.text == ""
+        await fitted.aclose()
+    finally:
+        await front.stop()
