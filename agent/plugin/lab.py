@@ -2,17 +2,15 @@
 
 Debian's agent 2 runs as user ``zabbix``, in a session of its own, with every file it needs
 (config, pid, log, both sockets) in one directory it owns. The plugin is started by the agent
-itself, so what is measured or asserted is exactly what a production agent would do.
-
-``zabbix`` cannot necessarily run the interpreter of a development virtualenv (here it lives
-under ``/root``); :func:`write_launcher` therefore writes a small script for the system
-``python3`` that adds the virtualenv's site-packages (and with it the editable kyoten) before
-starting the plugin.
+itself, so what is measured or asserted is exactly what a production agent would do: the
+agent execs the very ``kyoten-agent2-plugin`` console script of this environment, which
+therefore has to be executable by ``zabbix`` (:func:`agent2_available` checks it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import pwd
@@ -22,7 +20,7 @@ import signal
 import socket
 import struct
 import subprocess
-import sysconfig
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 AGENT2 = "/usr/sbin/zabbix_agent2"
-SYSTEM_PYTHON = "/usr/bin/python3"
 HOST = "127.0.0.1"
+AS_ZABBIX = ("setpriv", "--reuid=zabbix", "--regid=zabbix", "--init-groups", "--")
 
 
 #: Debian's 6.0.14 panics with this when the registration run's exit (SIGCHLD) reaches the
@@ -47,13 +45,28 @@ class AgentLabError(RuntimeError):
     """The agent did not start or stop as expected; the message quotes its log."""
 
 
+@functools.cache
 def agent2_available() -> bool:
-    """Whether the real-agent tests can run here (the binary, root to switch to zabbix)."""
+    """Whether the real-agent tests can run here: root (to switch to zabbix), the agent
+    binary, and an interpreter the zabbix account may execute (a virtualenv made from a
+    Python under /root is not)."""
     try:
         pwd.getpwnam("zabbix")
     except KeyError:
         return False
-    return os.access(AGENT2, os.X_OK) and os.geteuid() == 0 and os.access(SYSTEM_PYTHON, os.X_OK)
+    if os.geteuid() != 0 or not os.access(AGENT2, os.X_OK):
+        return False
+    probe = subprocess.run(
+        [*AS_ZABBIX, sys.executable, "-c", "import kyoten.agent.plugin"],
+        capture_output=True,
+        timeout=30,
+    )
+    return probe.returncode == 0
+
+
+def console_script(name: str) -> Path:
+    """A console script of this environment (``kyoten``, ``kyoten-agent2-plugin``)."""
+    return Path(sys.executable).with_name(name)
 
 
 def trixie_agent2(root: str) -> tuple[str, ...] | None:
@@ -98,24 +111,17 @@ def make_root(prefix: str = "kyoten-agent2-") -> Path:
 
 
 def write_launcher(path: Path, body: str, extra_paths: Sequence[str] = ()) -> Path:
-    """An executable Python script for the system interpreter that sees this environment's
-    packages; ``body`` is the code to run (it gets ``sys.argv`` from the agent)."""
-    site = sysconfig.get_paths()["purelib"]
+    """An executable script for this environment's interpreter; ``body`` is the code to run
+    (it gets ``sys.argv`` from the agent), ``extra_paths`` go to the front of ``sys.path``."""
     lines = [
-        f"#!{SYSTEM_PYTHON}",
-        "import site, sys",
-        f"site.addsitedir({site!r})",
+        f"#!{sys.executable}",
+        "import sys",
         *[f"sys.path.insert(0, {p!r})" for p in extra_paths],
         body,
     ]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o755)
     return path
-
-
-def kyoten_launcher(path: Path) -> Path:
-    """A launcher for the real ``kyoten-agent2-plugin``."""
-    return write_launcher(path, "from kyoten.agent.plugin.main import main\nmain()")
 
 
 @dataclass
@@ -174,10 +180,9 @@ class Agent2:
         conf = self.root / "zabbix_agent2.conf"
         conf.write_text(self.conf_text())
         chown_to_zabbix(conf)
-        argv = ["setpriv", "--reuid=zabbix", "--regid=zabbix", "--init-groups", "--"]
         with open(self.out_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [*argv, *self.command, "-c", str(conf)],
+                [*AS_ZABBIX, *self.command, "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

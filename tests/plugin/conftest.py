@@ -190,14 +190,12 @@ def make_agent(agent_root: Path) -> Iterator[Callable[..., lab.Agent2]]:
 
 
 @pytest.fixture(scope="session")
-def kyoten_launcher(agent_root: Path) -> Path:
-    """The real ``kyoten-agent2-plugin``, startable by the agent's account."""
-    return lab.kyoten_launcher(agent_root / "kyoten-agent2-plugin")
+def kyoten_launcher() -> Path:
+    """The real ``kyoten-agent2-plugin`` console script."""
+    return lab.console_script("kyoten-agent2-plugin")
 
 
 @pytest.fixture(scope="session")
-def kyoten_cli_launcher(agent_root: Path) -> Path:
-    """The real ``kyoten`` CLI for UserParameter mode, startable by the agent's account."""
-    return lab.write_launcher(
-        agent_root / "kyoten", "from kyoten.agent.cli import main\nsys.exit(main())"
-    )
+def kyoten_cli_launcher() -> Path:
+    """The real ``kyoten`` console script, for UserParameter mode."""
+    return lab.console_script("kyoten")

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from conftest import needs_agent2
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab.config import lab_config
-from kyoten.agent.plugin.lab import Agent2, chown_to_zabbix
+from kyoten.agent.plugin.lab import Agent2
 
 pytestmark = [pytest.mark.integration, needs_agent2]
 MakeAgent = Callable[..., Agent2]
@@ -102,9 +101,7 @@ def test_stopping_a_target_mid_query_crashes_nothing_and_reconnects(
     agent_root: Path,
 ) -> None:
     c = cluster_factory()
-    config = agent_root / f"kyoten-{c.primary.port}.toml"
-    config.write_text(lab_config(c.primary, [c.standby], [c.pool_a, c.pool_b]))
-    chown_to_zabbix(config)
+    config = c.write_config(agent_root / f"kyoten-{c.primary.port}")
     agent = plugin_agent(make_agent, kyoten_launcher, config)
     assert agent.get("kyoten.pg[site-b]")[1] is None  # the persistent connection is open
     plugin_pid = agent.children()
