@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from kyoten.hardware.errors import TowerConfigError, TowerError, UnsupportedState
-from kyoten.hardware.model import Light, TowerState
+from kyoten.hardware.model import COLOURS, Colour, Light, TowerState
 from kyoten.hardware.tower import Tower, build_codec, open_tower
 
 from ..config import ConfigError
@@ -88,6 +88,9 @@ class TowerChannel:
         self._timed: asyncio.Task[None] | None = None
         self.drifts = 0
         self.last_drift_at: float | None = None
+        #: colours this tower's protocol has no lamp for (PHN and serial: blue, white)
+        self.lacking = frozenset(c for c in COLOURS if not _has_lamp(tower, c))
+        self._dropped: frozenset[Colour] = frozenset()
 
     async def apply(self, snapshot: StateSnapshot) -> None:
         """Make the tower show the vector for ``snapshot`` (idempotent; full state every time)."""
@@ -95,18 +98,31 @@ class TowerChannel:
         wanted = decide(problems, snapshot.now, self.policy, muted=snapshot.muted)
         async with self._lock:
             self._muted = snapshot.muted
+            wanted = self._fit(wanted)
             try:
                 await self._show(wanted)
             except TowerError as exc:
                 self._shown = None  # unknown now: the next apply must not call it drift
                 raise ChannelError(str(exc), retryable=exc.retryable) from None
-            except UnsupportedState as exc:  # e.g. blue on a 3-lamp tower: config, not luck
-                raise ChannelError(
-                    f"{self.tower.url}: {exc}; map that severity to a lamp this tower has "
-                    f"(channel option colours)",
-                    retryable=False,
-                ) from None
         self._schedule(next_change(problems, snapshot.now, self.policy), snapshot.now)
+
+    def _fit(self, wanted: TowerState) -> TowerState:
+        """Drop lamps this tower does not have, and say so once per change.
+
+        Failing the whole vector instead would let one Information problem on a three-lamp
+        tower hide a Disaster; showing what the tower can and warning is the safer choice.
+        """
+        dropped = frozenset(c for c in self.lacking if wanted.light(c) is not Light.OFF)
+        for colour in dropped:
+            wanted = wanted.with_light(colour, Light.OFF)
+        if dropped and dropped != self._dropped:
+            names = ", ".join(sorted(c.value for c in dropped))
+            self._log.warning(
+                "%s: %s has no %s lamp; not shown (map those severities with colours:)",
+                self.name, self.tower.url, names,
+            )  # fmt: skip
+        self._dropped = dropped
+        return wanted
 
     async def _show(self, wanted: TowerState) -> None:
         if self.readback and self._shown is not None:
@@ -162,6 +178,7 @@ class TowerChannel:
             "readback": self.readback,
             "shown": None if self._shown is None else self._shown.describe(),
             "drifts": self.drifts,
+            "not_shown": sorted(c.value for c in self._dropped),
             "last_drift_at": self.last_drift_at,
         }
 
@@ -220,16 +237,31 @@ def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -
         policy = TowerPolicy.from_settings(settings)
     except TowerConfigError as exc:
         errors.extend(f"{where}: {e}" for e in str(exc).split("; "))
+    if not errors:
+        codec = build_codec(url)
+        if policy.buzzer > codec.max_buzzer:
+            errors.append(
+                f"{where}.buzzer: {codec.name} has buzzer patterns 1..{codec.max_buzzer}, "
+                f"not {policy.buzzer}"
+            )
     if errors:
         raise ConfigError(errors)
     tower = open_tower(url, timeout=float(timeout), retries=retries, session=resources.http)
     lacking = missing_lamps(tower, policy)
     if lacking:  # not an error: the routes may never send those severities to this tower
         resources.log.warning(
-            "%s: %s cannot show the colour configured for %s; problems of that severity will "
-            "fail on this tower (set colours:)", name, tower.url, ", ".join(lacking)
+            "%s: %s has no lamp for the colour of %s; those problems will not show there "
+            "(set colours:)", name, tower.url, ", ".join(lacking)
         )  # fmt: skip
     return TowerChannel(name, tower, policy, resources, readback=bool(readback))
+
+
+def _has_lamp(tower: Tower, colour: Colour) -> bool:
+    try:
+        tower.codec.encode_set(TowerState().with_light(colour, Light.ON))
+    except UnsupportedState:
+        return False
+    return True
 
 
 def missing_lamps(tower: Tower, policy: TowerPolicy) -> list[str]:
@@ -237,10 +269,4 @@ def missing_lamps(tower: Tower, policy: TowerPolicy) -> list[str]:
     wanted = [(SEVERITY_NAMES[sev], colour) for sev, colour in sorted(policy.colours.items())]
     if policy.idle is not None:
         wanted.append(("idle", policy.idle))
-    lacking = []
-    for what, colour in wanted:
-        try:
-            tower.codec.encode_set(TowerState().with_light(colour, Light.ON))
-        except UnsupportedState:
-            lacking.append(what)
-    return lacking
+    return [what for what, colour in wanted if not _has_lamp(tower, colour)]

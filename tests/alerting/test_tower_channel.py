@@ -198,7 +198,7 @@ async def test_registered_in_the_channel_registry() -> None:
     await asyncio.sleep(0)
 
 
-async def test_a_colour_the_tower_lacks_is_a_permanent_error_and_warned_at_build(
+async def test_lamps_the_tower_lacks_are_warned_and_never_hide_the_rest(
     resources: tuple[ChannelResources, Store], caplog: pytest.LogCaptureFixture
 ) -> None:
     emulated = EmulatedTower(Phn())  # red, amber, green only
@@ -208,13 +208,12 @@ async def test_a_colour_the_tower_lacks_is_a_permanent_error_and_warned_at_build
     try:
         with caplog.at_level(logging.WARNING, "test.tower"):
             channel = build("rack", {"url": url}, resources[0])
-        assert "cannot show the colour configured for not_classified, information" in caplog.text
-        info = OpenProblem("7", Severity.INFORMATION, "disk 80%", "db1", False, 0.0, 0.0)
-        with pytest.raises(ChannelError, match="phn has no blue lamp") as caught:
-            await channel.apply(snap(info))
-        assert not caught.value.retryable and "colours" in caught.value.reason
-        await channel.apply(snap(disaster()))  # what it can show, it shows
-        assert emulated.state == RED_BLINK_BUZZ
+            assert "no lamp for the colour of not_classified, information" in caplog.text
+            info = OpenProblem("7", Severity.INFORMATION, "disk 80%", "db1", False, 0.0, 0.0)
+            await channel.apply(snap(info, disaster()))
+            assert emulated.state == RED_BLINK_BUZZ  # the Disaster shows; blue is dropped
+            assert "has no blue lamp; not shown" in caplog.text
+            assert channel.health()["not_shown"] == ["blue"]
         await channel.aclose()
         caplog.clear()
         with caplog.at_level(logging.WARNING, "test.tower"):
@@ -223,5 +222,7 @@ async def test_a_colour_the_tower_lacks_is_a_permanent_error_and_warned_at_build
                            resources[0])  # fmt: skip
         assert caplog.text == ""
         await fitted.aclose()
+        with pytest.raises(ConfigError, match=r"phn has buzzer patterns 1\.\.2, not 4"):
+            build("rack", {"url": url, "buzzer": 4}, resources[0])
     finally:
         await front.stop()
