@@ -11,6 +11,9 @@ particular to a piece of hardware that someone can unplug or press buttons on:
   power-cycled or changed by another client — logged and counted, then corrected by the write.
   After writing it reads again: a tower that does not hold the state it acknowledged is drifting,
   which is a (retryable) failure, so ``/health`` reports it like a dead tower.
+* **Lamps the tower lacks** (PHN and the serial converters have only red, amber, green) are
+  left dark with a warning rather than failing the vector, so an Information problem mapped to
+  blue can never hide a Disaster on a three-lamp tower; ``build`` warns about it up front.
 * **The buzzer's deadline.** The policy silences a Disaster's buzzer after ``silence_after``;
   rather than wait for the next re-assert, the channel re-applies itself at that moment, using
   ``resources.open_problems()`` as the contract allows.
