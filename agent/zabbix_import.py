@@ -96,6 +96,49 @@ def documents(
     return [Document(n, files[n]) for n in names]
 
 
+def effective_changes(node: Any, path: str = "") -> list[str]:
+    """Where an ``importcompare`` result really changes something, as readable paths.
+
+    Zabbix 6.0 lists a discovery rule that has a filter as "updated" on every compare, with
+    identical ``before`` and ``after`` (seen on 6.0.14; rules without a filter compare clean).
+    Only added or removed objects and fields whose values differ count as changes here.
+    """
+    out: list[str] = []
+    if isinstance(node, dict):
+        if "before" in node or "after" in node:
+            out += _leaf_changes(node.get("before"), node.get("after"), path)
+        for key, value in node.items():
+            if key in ("added", "removed") and value:
+                out += [f"{path}/{key}: {_name(v)}" for v in value]
+            elif key not in ("before", "after"):
+                out += effective_changes(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += effective_changes(value, f"{path}[{i}]")
+    return out
+
+
+def _name(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return str(obj.get("name") or obj.get("key") or obj.get("uuid") or "?")
+    return str(obj)
+
+
+def _leaf_changes(before: Any, after: Any, path: str) -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            out += _leaf_changes(before.get(key), after.get(key), f"{path}/{key}")
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            c
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for c in _leaf_changes(b, a, f"{path}[{i}]")
+        ]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
+
+
 def redact(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if secret:
@@ -155,8 +198,8 @@ def import_documents(api: Any, docs: Sequence[Document]) -> None:
             raise ImportFailed(f"Zabbix rejected {doc.name}: {exc}", 1) from None
 
 
-def compare_documents(api: Any, docs: Sequence[Document]) -> dict[str, Any]:
-    """``configuration.importcompare`` per document: name → differences (only non-empty ones).
+def compare_documents(api: Any, docs: Sequence[Document]) -> dict[str, list[str]]:
+    """``configuration.importcompare`` per document: name → :func:`effective_changes`.
 
     importcompare knows host groups and templates only, so media types are left out.
     """
@@ -166,8 +209,9 @@ def compare_documents(api: Any, docs: Sequence[Document]) -> dict[str, Any]:
         if doc.name.endswith("mediatype_kyoten_bridge.yaml"):
             continue
         result = api.configuration.importcompare(format="yaml", source=doc.source, rules=rules)
-        if result:
-            diffs[doc.name] = result
+        changes = effective_changes(result)
+        if changes:
+            diffs[doc.name] = changes
     return diffs
 
 
@@ -235,8 +279,8 @@ def main(argv: Sequence[str]) -> int:
         docs = documents(render_all(), fmt, templates, media_type)
         if args.check:
             diffs = compare_documents(api, docs)
-            for name, diff in diffs.items():
-                print(f"{name}: would change {sorted(diff)}")
+            for name, changes in diffs.items():
+                print(f"{name}: would change:", *changes[:50], sep="\n  ")
             return 6 if diffs else 0
         import_documents(api, docs)
         for doc in docs:

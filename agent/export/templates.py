@@ -22,9 +22,9 @@ Rules the importer enforces and this module follows (see the tests for each):
   every value is a DEPENDENT item with a JSONPATH step, every LLD rule a dependent rule with
   ``lld_macro_paths``;
 * the documents are written in the canonical form of ``configuration.export`` (defaults left
-  out, tags, macros and widgets sorted as the exporter sorts them), because
-  ``configuration.importcompare`` compares the file with an export literally: only then does
-  a second import show no change;
+  out; tags, macros, LLD macro paths, widgets and widget fields in the exporter's order),
+  because ``configuration.importcompare`` compares the file with an export literally: only
+  then does a second import show no change;
 * single-item triggers nest under their item, triggers over several items go to the
   template-level (or discovery-rule-level) list, and dependencies name their target by
   name and expression, as the importer resolves them.
@@ -59,6 +59,7 @@ MEDIA_TYPE_FILE = "mediatype_kyoten_bridge.yaml"
 _ITEM_REF = re.compile(r"ITEM\(([a-z0-9_]+)\)")
 _PALETTE = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC", "AC8C14", "611F27")
 _NUMERIC = (ValueType.FLOAT, ValueType.UNSIGNED)
+_MAX_STATUS_ITEMS = 10  # 7.0 sorts widget fields by name: itemids.10 would sort before .2
 
 
 # ---------------------------------------------------------------------------------- naming
@@ -336,7 +337,6 @@ def _discovery_rule(
     }
     if discovery.filter_macro:
         node["filter"] = {
-            "evaltype": "AND",
             "conditions": [
                 {
                     "macro": discovery.id_macro,
@@ -355,7 +355,9 @@ def _discovery_rule(
     if graphs:
         node["graph_prototypes"] = graphs
     node["master_item"] = {"key": family.master_key()}
-    node["lld_macro_paths"] = [{"lld_macro": m, "path": f"$.{f}"} for m, f in discovery.macros]
+    node["lld_macro_paths"] = [
+        {"lld_macro": m, "path": f"$.{f}"} for m, f in sorted(discovery.macros)
+    ]
     node["preprocessing"] = [{"type": "JSONPATH", "parameters": [f"$.{discovery.field}"]}]
     return node
 
@@ -399,7 +401,7 @@ def _dashboard(family: Family, version: str, graphs: list[Node], prototypes: lis
     """
     tpl = family.template
     widgets: list[Node] = []
-    status = [m for m in family.metrics if m.item and m.triggers]
+    status = [m for m in family.metrics if m.item and m.triggers][:_MAX_STATUS_ITEMS]
     text_fields: list[Node] = [{"type": "INTEGER", "name": "show_lines", "value": "1"}]
     text_fields += [
         {
@@ -427,7 +429,12 @@ def _dashboard(family: Family, version: str, graphs: list[Node], prototypes: lis
         if version != "6.0":
             fields.append({"type": "STRING", "name": "reference", "value": _reference(tpl, i)})
         widgets.append(_widget(version, kind, name, (i % 2) * 12, 5 + (i // 2) * 5, 12, fields))
-    widgets.sort(key=lambda w: str(w["name"]))
+    if version == "6.0":  # the orders configuration.export writes (importcompare needs them)
+        widgets.sort(key=lambda w: str(w["name"]))
+    else:
+        widgets.sort(key=lambda w: (int(w.get("x", "0")), int(w.get("y", "0"))))
+        for w in widgets:
+            w["fields"].sort(key=lambda f: str(f["name"]))
     return {
         "uuid": stable_uuid(tpl, "dashboard"),
         "name": f"{tpl.removeprefix('kyoten ')} overview",

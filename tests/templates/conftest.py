@@ -1,0 +1,76 @@
+"""Real Zabbix servers for the template tests: 6.0 (Debian) and 7.0 (trixie root), on loopback.
+
+Both keep their database on the shared cluster's primary (databases ``zabbix`` and
+``zabbix70``), as the cross-site design does. They start once per session; tests that need the
+templates imported share one import through ``imported60``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kyoten.agent import zabbix_import
+from kyoten.agent.lab.procs import LabError, free_port, write_file
+from kyoten.agent.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, Zabbix60, ZabbixDb, zabbix_port
+from kyoten.agent.lab.zabbix70 import Zabbix70
+
+
+@pytest.fixture(scope="session")
+def admin_password_file(lab_root: Path) -> Path:
+    return write_file(lab_root / "zabbix-admin.pw", ADMIN_PASSWORD + "\n", "root", 0o600)
+
+
+@pytest.fixture(scope="session")
+def zabbix60(cluster: Any, lab_root: Path) -> Iterator[Zabbix60]:
+    """Debian's Zabbix 6.0 server (HA node site-a) + frontend, DB on the cluster primary."""
+    z = Zabbix60(lab_root / "zabbix60", ZabbixDb(cluster.primary), zabbix_port(), free_port())
+    try:
+        z.start()
+    except LabError:
+        z.stop()
+        raise
+    yield z
+    z.stop()
+
+
+@pytest.fixture(scope="session")
+def zabbix70(cluster: Any, lab_root: Path) -> Iterator[Zabbix70]:
+    """trixie's Zabbix 7.0 server + frontend (first run on a machine installs the root)."""
+    db = ZabbixDb(cluster.primary, name="zabbix70", user="zabbix70", password="zabbix70")
+    z = Zabbix70(lab_root / "zabbix70", db, zabbix_port(), free_port())
+    try:
+        z.start()
+    except LabError:
+        z.stop()
+        raise
+    yield z
+    z.stop()
+
+
+def kyoten_import(url: str, password_file: Path, *extra: str) -> int:
+    """``kyoten import`` exactly as the CLI dispatches it."""
+    argv = ["import", "--url", url, "--user", ADMIN_USER, "--password-file", str(password_file)]
+    return zabbix_import.main([*argv, *extra])
+
+
+@pytest.fixture(scope="session")
+def imported60(zabbix60: Zabbix60, admin_password_file: Path) -> Any:
+    """The 6.0 server with kyoten's templates and media type imported; a logged-in API."""
+    assert kyoten_import(zabbix60.url, admin_password_file) == 0
+    return zabbix60.api()
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float, interval: float = 2) -> Any:
+    """Poll ``check()`` until it returns something truthy; returns it. Fails the test otherwise."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
