@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import needs_agent2
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.plugin.lab import Agent2
+from kyoten.agent.plugin.lab import Agent2, AgentLabError
 
 pytestmark = [pytest.mark.integration, needs_agent2]
 MakeAgent = Callable[..., Agent2]
@@ -138,3 +138,13 @@ def test_stopping_a_target_mid_query_crashes_nothing_and_reconnects(
     assert all("Traceback" not in e for e in errors)
     code = agent.stop(signal.SIGTERM)
     assert code == 0 and "panic" not in agent.log(), agent.tail()
+
+
+def test_a_configured_kyoten_config_that_does_not_load_stops_the_agent(
+    make_agent: MakeAgent, kyoten_launcher: Path, agent_root: Path
+) -> None:
+    missing = agent_root / "no-such-kyoten.toml"
+    with pytest.raises(AgentLabError, match=r"cannot register plugins.*not found"):
+        make_agent(
+            [f"Plugins.Kyoten.System.Path={kyoten_launcher}", f"Plugins.Kyoten.Config={missing}"]
+        )
