@@ -18,10 +18,12 @@ import stat
 import subprocess
 import time
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kyoten.agent.lab.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -189,6 +191,65 @@ def test_agent_user_runs_the_userparameter_command(package: Path) -> None:
     value = json.loads(got.stdout)
     # the example's hosts are not there: an error naming the target, not a permission problem
     assert "PostgreSQL site-a (10.1.0.11:5432)" in value["error"], value
+
+
+def test_services_run_as_kyoten_from_the_package(package: Path, tmp_path: Path) -> None:
+    """The bridge and the health check start from the packaged venv as the kyoten account (what
+    the units run); the bridge keeps its outbox in the state directory."""
+    port = free_port()
+    conf = Path("/etc/kyoten/test-bridge.yaml")
+    conf.write_text(
+        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
+        "token_file: bridge.token\n"
+        "outbox: {backend: sqlite, path: /var/lib/kyoten/test-bridge.db}\n"
+        "channels:\n"
+        "  ops: {type: mail, host: 127.0.0.1, port: 1, security: none,\n"
+        "        from: kyoten@example.com, to: [ops@example.com]}\n"
+        "routes: [{channels: [ops]}]\n"
+    )
+    os.chown(conf, 0, grp.getgrnam("kyoten").gr_gid)
+    conf.chmod(0o640)
+    log = (tmp_path / "bridge.log").open("wb")
+    bridge = subprocess.Popen(
+        [
+            "runuser",
+            "-u",
+            "kyoten",
+            "--",
+            "/usr/bin/kyoten",
+            "bridge",
+            "serve",
+            "--config",
+            str(conf),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        status = 0
+        end = time.monotonic() + 20
+        while time.monotonic() < end and bridge.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    status = r.status
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert status == 200, (tmp_path / "bridge.log").read_text()
+        db = os.stat("/var/lib/kyoten/test-bridge.db")
+        assert db.st_uid == pwd.getpwnam("kyoten").pw_uid
+    finally:
+        bridge.terminate()
+        bridge.wait(timeout=15)
+        conf.unlink()
+    # the health check: the example's hosts are not there, so it fails fast, naming them
+    health = run(
+        *("/usr/bin/kyoten", "health", "check", "--site", "site-a", "--check-timeout", "1"),
+        user="kyoten",
+        timeout=30,
+    )
+    assert health.returncode == 1, health.stderr
+    assert health.stdout.startswith("FAIL site-a: zabbix_api: "), health.stdout
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze absent")
