@@ -296,6 +296,8 @@ class Checker:
             ) as resp:
                 raw = await resp.content.read(64 * 1024)
                 ok, detail = judge_api(resp.status, raw)
+        except TimeoutError:
+            ok, detail = False, f"no answer within {self.timeout:g} s"
         except (aiohttp.ClientError, OSError) as exc:
             ok, detail = (
                 False,

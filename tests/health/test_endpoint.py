@@ -7,7 +7,9 @@ that failed. Anything destructive runs on a throw-away cluster.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,3 +133,26 @@ def test_unknown_site_is_a_usage_error(cluster: Cluster, tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "no [postgres.*] and [pgpool.*] target with site = 'site-c'" in proc.stderr
     assert "site-a, site-b" in proc.stderr
+
+
+def test_a_silent_api_costs_the_check_timeout_not_more(cluster: Cluster, tmp_path: Path) -> None:
+    """An API that accepts connections and never answers (a hung PHP pool) fails in time."""
+    config = site_config(cluster, tmp_path)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes handshakes; nobody ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/api_jsonrpc.php"
+        start = time.monotonic()
+        proc = subprocess.run(
+            [
+                *(kyoten_binary(), "health", "check", "--config", str(config)),
+                *("--site", "site-a", "--zabbix-api", url, "--check-timeout", "1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        elapsed = time.monotonic() - start
+    assert proc.returncode == 1
+    assert proc.stdout.strip() == f"FAIL site-a: zabbix_api: {url}: no answer within 1 s"
+    assert elapsed < 5, elapsed  # interpreter start + 1 s, whatever the API does
