@@ -264,6 +264,19 @@ def test_units_verify_and_are_hardened(package: Path, unit: str) -> None:
     assert float(level.group(1)) <= 2.0, security.stdout
 
 
+def test_reinstall_keeps_the_operators_configuration(package: Path) -> None:
+    toml = Path("/etc/kyoten/kyoten.toml")
+    toml.write_text(toml.read_text() + "\n# edited by the operator\n")
+    token = Path("/etc/kyoten/bridge.token").read_text()
+    Path("/etc/kyoten/bridge.yaml").unlink()  # deliberately removed: must stay removed
+    proc = dpkg("-i", str(package))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert toml.read_text().endswith("# edited by the operator\n")
+    assert Path("/etc/kyoten/bridge.token").read_text() == token
+    assert not Path("/etc/kyoten/bridge.yaml").exists()
+    assert run("/usr/bin/kyoten", "--version").returncode == 0
+
+
 def test_purge_leaves_no_trace(package: Path) -> None:
     proc = dpkg("--purge", "kyoten")
     assert proc.returncode == 0, proc.stdout + proc.stderr
