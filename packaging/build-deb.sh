@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Build the kyoten Debian package with dpkg-deb (no debhelper needed):
-#   bash packaging/build-deb.sh [OUTDIR]        -> OUTDIR/kyoten_<version>-<rev>_<arch>.deb
+#   bash packaging/build-deb.sh [OUTDIR]   -> OUTDIR (default ./dist)/kyoten_<version>-<rev>_<arch>.deb
 # The package is a virtual environment under /opt/kyoten/venv made from Debian's python3.11,
 # holding kyoten's wheel and its dependencies from PyPI (pip's cache makes rebuilds fast), with
 # /usr/bin symlinks, the systemd units, sysusers/tmpfiles snippets, the generated Zabbix agent
 # snippets and example configs. It prints the path of the .deb on stdout (last line).
+# Needs: dpkg-deb (dpkg), python3-venv (Debian's venv with ensurepip), PyPI through pip.
 # Environment: KYOTEN_DEB_REVISION (default 1), KYOTEN_DEB_PYTHON (default /usr/bin/python3.11).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 umask 022
-
-OUT=$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)
+OUT=$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)  # relative to where it is run from
+cd "$(dirname "$0")/.."
 PY=${KYOTEN_DEB_PYTHON:-/usr/bin/python3.11}
 REVISION=${KYOTEN_DEB_REVISION:-1}
 PREFIX=/opt/kyoten/venv
