@@ -3,8 +3,8 @@
 The database lives on a lab PostgreSQL node (normally the cluster's primary, as in the
 cross-site design); the schema comes from ``/usr/share/zabbix-server-pgsql``. The frontend is
 ``php -S`` over ``/usr/share/zabbix``: Debian patches it to read ``/etc/zabbix/zabbix.conf.php``,
-so that one path is pointed at our file while the frontend runs and put back afterwards (one
-6.0 frontend per machine at a time). The server runs as a named HA node, so the frontend finds
+so PHP runs in a private mount namespace with our file bind-mounted over that path (any number
+of lab frontends can run side by side). The server runs as a named HA node, so the frontend finds
 it through ``ha_node`` exactly as in production.
 
 The pieces that do not depend on the Zabbix version (database load, configuration texts,
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -314,7 +313,6 @@ class Zabbix60:
     ha_node_name: str = "site-a"
     cache_update_frequency: int = 2
     php: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    _saved_config: Path | None = field(default=None, repr=False)
 
     @property
     def conf(self) -> Path:
@@ -359,14 +357,28 @@ class Zabbix60:
             raise LabError(f"{exc}; log tail:\n{tail}") from exc
 
     def start_frontend(self) -> None:
+        """``php -S`` over Debian's frontend, in a mount namespace of its own.
+
+        Debian's frontend reads the fixed path /etc/zabbix/zabbix.conf.php. Instead of pointing
+        that path at our file for the whole machine (which breaks any other lab frontend, e.g.
+        ``kyoten demo`` or a parallel test run), PHP runs in a private mount namespace where our
+        file is bind-mounted over it; outside, the path is at most an empty mount point.
+        """
         web = make_dir(self.workdir / "web", "root", 0o755)
         conf = write_file(
             web / "zabbix.conf.php", frontend_conf(self.db, None, "kyoten lab 6.0"), "root", 0o644
         )
-        self._point_frontend_at(conf)
+        if FRONTEND_CONFIG.is_symlink() and not FRONTEND_CONFIG.exists():
+            FRONTEND_CONFIG.unlink()  # dangling, left by an older lab: would break the mount
+        if not FRONTEND_CONFIG.exists():
+            FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)
+            FRONTEND_CONFIG.touch()  # the mount point; Debian's package ships none
         if self.php is None:
             self.php = spawn(
                 [
+                    *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+                    'mount --bind "$0" "$1" && shift && exec "$@"',
+                    *(str(conf), str(FRONTEND_CONFIG)),
                     *("setpriv", f"--reuid={WEB_USER}", f"--regid={WEB_USER}", "--init-groups"),
                     *("--", "php", *PHP_SETTINGS, "-S", f"127.0.0.1:{self.web_port}"),
                     *("-t", str(DEBIAN_FRONTEND)),
@@ -376,17 +388,6 @@ class Zabbix60:
                 env={"PHP_CLI_SERVER_WORKERS": "4"},
             )
         wait_api(self.web_port)
-
-    def _point_frontend_at(self, conf: Path) -> None:
-        """Make Debian's fixed config path lead to ``conf``; a foreign file is kept aside."""
-        FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)
-        if FRONTEND_CONFIG.exists() and not FRONTEND_CONFIG.is_symlink():
-            self._saved_config = FRONTEND_CONFIG.with_name("zabbix.conf.php.kyoten-saved")
-            FRONTEND_CONFIG.rename(self._saved_config)
-        tmp = FRONTEND_CONFIG.with_name(".zabbix.conf.php.kyoten")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(conf)
-        tmp.replace(FRONTEND_CONFIG)
 
     def api(self) -> Any:
         return login(self.web_port)
@@ -402,12 +403,6 @@ class Zabbix60:
                 self.php.wait(timeout=5)
             self.php = None
         stop_pid(read_pid(self.workdir / "zabbix_server.pid"), "zabbix_server 6.0", timeout=60)
-        if FRONTEND_CONFIG.is_symlink() and os.readlink(FRONTEND_CONFIG) == str(
-            self.workdir / "web" / "zabbix.conf.php"
-        ):
-            FRONTEND_CONFIG.unlink()
-            if self._saved_config is not None and self._saved_config.exists():
-                self._saved_config.rename(FRONTEND_CONFIG)
 
 
 __all__ = [
