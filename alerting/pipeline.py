@@ -53,8 +53,6 @@ from .routing import route
 
 log = logging.getLogger("kyoten.alerting.pipeline")
 
-#: Deliveries claimed per round trip when not in a storm.
-BATCH = 10
 #: A send that takes longer than this is abandoned and retried.
 SEND_TIMEOUT = 60.0
 #: Longest pause of a whole lane after a retryable failure.
@@ -336,7 +334,9 @@ class Pipeline:
                 now = self.clock()
                 dg = lane.cfg.digest
                 storm = dg.threshold > 0 and lane.storm_level(now) >= dg.threshold
-                async with self.outbox.claim(lane.name, dg.max if storm else BATCH, now) as claim:
+                # One delivery per claim outside a storm: its outcome is committed before the next
+                # send, so a crash can repeat at most the one message in flight.
+                async with self.outbox.claim(lane.name, dg.max if storm else 1, now) as claim:
                     if not claim.items:
                         break
                     outcomes = await self._deliver(lane, claim.items, storm, now)

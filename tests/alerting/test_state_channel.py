@@ -1,0 +1,127 @@
+"""State channels (towers) through the real pipeline: snapshots of the open problems, kept in
+the durable store, rebuilt after a restart, retried on failure, re-asserted without events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kyoten.alerting.app import create_app
+from kyoten.alerting.channels import REGISTRY
+from kyoten.alerting.channels.base import (
+    ChannelError,
+    ChannelResources,
+    StateChannel,
+    StateSnapshot,
+)
+from kyoten.alerting.events import Severity
+from pytest_aiohttp import AiohttpClient
+
+from .conftest import AUTH, bridge_config, eventually, payload, settings_of
+
+
+class Board:
+    """A state channel that records what it was asked to show."""
+
+    def __init__(self, name: str, resources: ChannelResources) -> None:
+        self.name = name
+        self.resources = resources
+        self.shown: list[StateSnapshot] = []
+        self.failures = 0
+
+    async def apply(self, snapshot: StateSnapshot) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ChannelError("board unreachable", retryable=True)
+        self.shown.append(snapshot)
+
+    async def aclose(self) -> None:
+        return None
+
+    def last(self) -> dict[str, tuple[Severity, bool]]:
+        return {p.event_id: (p.severity, p.acknowledged) for p in self.shown[-1].problems}
+
+
+@pytest.fixture
+def boards(monkeypatch: pytest.MonkeyPatch) -> list[Board]:
+    built: list[Board] = []
+
+    def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -> Board:
+        board = Board(name, resources)
+        built.append(board)
+        return board
+
+    monkeypatch.setitem(REGISTRY, "board", build)
+    return built
+
+
+def config(tmp_path: Path, **policy: Any) -> dict[str, Any]:
+    doc = bridge_config(tmp_path, None, None)
+    doc["channels"] = {"board": {"type": "board", **policy}}
+    doc["routes"] = [{"min_severity": "high", "channels": ["board"]}]
+    return doc
+
+
+async def test_snapshot_follows_problems_updates_and_recoveries(
+    aiohttp_client: AiohttpClient, tmp_path: Path, boards: list[Board]
+) -> None:
+    client = await aiohttp_client(create_app(settings_of(config(tmp_path), tmp_path)))
+    (board,) = boards
+    assert isinstance(board, StateChannel)
+    await eventually(lambda: len(board.shown) >= 1)  # start-up apply, nothing open
+    assert board.last() == {}
+
+    await client.post("/v1/events", json=payload("1"), headers=AUTH)
+    await client.post("/v1/events", json=payload("2", **{"{EVENT.NSEVERITY}": "5"}), headers=AUTH)
+    low = await client.post(
+        "/v1/events", json=payload("3", **{"{EVENT.NSEVERITY}": "2"}), headers=AUTH
+    )
+    assert (await low.json())["channels"] == []  # not routed to the board
+    await eventually(lambda: board.last().keys() == {"1", "2"})
+    assert board.last()["2"] == (Severity.DISASTER, False)
+
+    await client.post("/v1/events", json=payload("1", "update"), headers=AUTH)
+    await eventually(lambda: board.last().get("1") == (Severity.HIGH, True))
+    await client.post("/v1/events", json=payload("2", "recovery"), headers=AUTH)
+    await eventually(lambda: board.last().keys() == {"1"})
+    closed = payload(
+        "1", "update", **{"{EVENT.UPDATE.ACTION}": "closed", "{EVENT.UPDATE.TIME}": "19:50:00"}
+    )
+    await client.post("/v1/events", json=closed, headers=AUTH)
+    await eventually(lambda: board.last() == {})
+    assert await board.resources.open_problems() == ()
+
+
+async def test_state_is_rebuilt_from_the_store_after_a_restart(
+    aiohttp_client: AiohttpClient, tmp_path: Path, boards: list[Board]
+) -> None:
+    settings = settings_of(config(tmp_path), tmp_path)
+    first = await aiohttp_client(create_app(settings))
+    await first.post("/v1/events", json=payload("7"), headers=AUTH)
+    await first.post("/v1/events", json=payload("8"), headers=AUTH)
+    await first.post("/v1/events", json=payload("7", "update"), headers=AUTH)
+    await eventually(lambda: boards[0].shown != [] and boards[0].last().keys() == {"7", "8"})
+    await first.close()
+
+    await aiohttp_client(create_app(settings))  # a new process would do the same
+    second = boards[1]
+    await eventually(lambda: second.shown != [])
+    assert second.last() == {"7": (Severity.HIGH, True), "8": (Severity.HIGH, False)}
+
+
+async def test_failed_apply_is_retried_and_state_reasserted(
+    aiohttp_client: AiohttpClient, tmp_path: Path, boards: list[Board]
+) -> None:
+    client = await aiohttp_client(create_app(settings_of(config(tmp_path, reassert=1), tmp_path)))
+    (board,) = boards
+    await eventually(lambda: len(board.shown) >= 1)
+    board.failures = 2
+    await client.post("/v1/events", json=payload("9"), headers=AUTH)
+    await eventually(lambda: bool(board.shown) and board.last().keys() == {"9"})
+    assert board.failures == 0
+    n = len(board.shown)
+    await asyncio.sleep(1.3)  # no event: the re-assert alone applies the state again
+    assert len(board.shown) > n and board.last().keys() == {"9"}
