@@ -38,7 +38,8 @@ _KIND = {"kyoten.pg": "postgres", "kyoten.pgpool": "pgpool", "kyoten.zabbix.ha":
 
 def render(value: Any) -> str:
     """JSON as Zabbix stores it: compact, UTF-8 kept readable."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: NaN/Infinity are not JSON and would make Zabbix reject the document
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Collector:

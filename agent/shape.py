@@ -7,6 +7,7 @@ Pgpools) is a function of immutable snapshots, so it is tested with plain data.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -187,10 +188,16 @@ def parse_local_time(text: str) -> int:
 
 
 def _num(row: Mapping[str, str], key: str) -> float:
+    """A numeric column; empty, garbage and non-finite values are 0.
+
+    Pgpool prints 'nan' for the average health-check duration of a backend it never
+    checked; JSON has no NaN, and Zabbix rejects the whole document if one slips through.
+    """
     try:
-        return float(row.get(key, "") or 0)
+        value = float(row.get(key, "") or 0)
     except ValueError:
         return 0.0
+    return value if math.isfinite(value) else 0.0
 
 
 def shape_pgpool(

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   zabbix-server-pgsql zabbix-frontend-php zabbix-agent2
   python3 python3-venv
   debootstrap ca-certificates curl procps iproute2 util-linux
+  systemd   # systemd-analyze verify/security for the packaged units (no service is started)
 )
 
 log() { printf '[bootstrap %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }

@@ -41,7 +41,14 @@ def build_cluster(root: Path, slot: str = "site_b") -> Cluster:
     primary.init_primary()
     standby.init_standby(primary, slot=slot)
     pools = [
-        Pgpool(f"pool-{s}", root / f"pgpool-{s}", free_port(), free_port(), [primary, standby])
+        Pgpool(
+            f"pool-{s}",
+            root / f"pgpool-{s}",
+            free_port(),
+            free_port(),
+            [primary, standby],
+            site=f"site-{s}",
+        )
         for s in ("a", "b")
     ]
     for pool in pools:

@@ -47,7 +47,7 @@ def lab_config(
             f'host = "{pool.host}"',
             f"port = {pool.port}",
             f'user = "{MONITOR_USER}"',
-            f'site = "{pool.name}"',
+            f'site = "{pool.site or pool.name}"',
             f"pcp_port = {pool.pcp_port}",
             f'pcp_user = "{PCP_USER}"',
             f'pcp_password = "{PCP_PASSWORD}"',

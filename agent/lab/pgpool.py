@@ -38,6 +38,7 @@ class Pgpool:
     backends: Sequence[PgNode]
     host: str = "127.0.0.1"
     num_init_children: int = 16
+    site: str = ""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def conninfo(self, dbname: str = "postgres") -> str:

@@ -162,7 +162,8 @@ def pid_alive(pid: int) -> bool:
 def read_pid(path: Path) -> int | None:
     """The pid in a pid file (first line), if the file exists and the process is alive."""
     try:
-        pid = int(path.read_text().split()[0])
+        # Pgpool-II ends its pid file with a NUL byte
+        pid = int(path.read_text().replace("\0", " ").split()[0])
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None

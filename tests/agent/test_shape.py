@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kyoten.agent.catalogue import FAMILIES
+from kyoten.agent.collector import render
 from kyoten.agent.shape import (
     Outcome,
     parse_delay,
@@ -276,3 +277,14 @@ def test_cross_site_all_healthy() -> None:
     )
     assert (out["primaries"], out["pgpools_agree"], out["pgpool_status_mismatches"]) == (1, 1, 0)
     assert out["unreachable"] == ""
+
+
+def test_pgpool_nan_health_check_duration_becomes_zero() -> None:
+    """Pgpool prints 'nan' for a backend it never checked; the JSON must stay strict."""
+    raw = replace(
+        pool_raw(node(0, "up", "up", "primary", "primary")),
+        health=({"node_id": "0", "average_duration": "nan", "total_count": "inf"},),
+    )
+    obj = shape_pgpool(raw, target="p", site="", watchdog_enabled=False, duration=0)
+    assert obj["backends"][0]["hc_avg_duration"] == 0.0 and obj["backends"][0]["hc_total"] == 0
+    assert "NaN" not in render(obj)

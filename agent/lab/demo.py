@@ -1,0 +1,871 @@
+"""``kyoten demo``: the whole two-site chain on one machine, on 127.0.0.1.
+
+``up`` brings up, step by step with durations: PostgreSQL primary (site A) and streaming standby
+(site B), one standalone Pgpool-II per site, the Zabbix database, Zabbix 6.0 server HA nodes for
+both sites (each reaching the database through its own site's Pgpool, as in production), the
+frontend with kyoten's templates and the bridge media type imported and hosts created,
+zabbix_agent2 running the kyoten loadable plugin, and the alert bridge with mail to a local SMTP
+sink, Slack to a local fake of its Web API, and a PATLITE tower emulator. ``fault NAME`` injects
+one failure, waits until the problem is in Zabbix and on the tower, repairs it and waits for the
+recovery. ``down`` stops everything. ``up`` is idempotent: it starts what is not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
+from kyoten.agent.lab.cluster import Cluster
+from kyoten.agent.lab.config import ZabbixDb as ZabbixTarget
+from kyoten.agent.lab.config import lab_config
+from kyoten.agent.lab.pgpool import Pgpool
+from kyoten.agent.lab.postgres import PgNode
+from kyoten.agent.lab.procs import (
+    LabError,
+    make_dir,
+    port_open,
+    read_pid,
+    run,
+    spawn,
+    stop_pid,
+    wait_for,
+    write_file,
+)
+
+DEFAULT_DIR = Path("/var/lib/kyoten-demo")
+FAULTS = ("primary-down", "receiver-stop", "two-primaries", "pgpool-drift", "zabbix-failover")
+HOST_GROUP = "kyoten demo"
+ACTION = "kyoten demo: all problems to the bridge"
+TEMPLATES = {
+    "pg": "kyoten PostgreSQL replication",
+    "pgpool": "kyoten Pgpool-II",
+    "ha": "kyoten Zabbix HA cluster",
+    "cross": "kyoten Cross-site invariants",
+}
+#: short windows so that a fault shows within a minute (production defaults are minutes)
+DEMO_MACROS = {
+    "{$KYOTEN.INTERVAL}": "10s",
+    "{$KYOTEN.NODATA.TIMEOUT}": "1m",
+    "{$PG.RECEIVER.WINDOW}": "30s",
+    "{$PG.STANDBY.MISSING.WINDOW}": "30s",
+    "{$PG.REPL_LAG.WINDOW}": "1m",
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Fixed loopback ports, so the URLs the demo prints stay the same between runs."""
+
+    pg_a: int = 25432
+    pg_b: int = 25433
+    pool_a: int = 29999
+    pcp_a: int = 29898
+    pool_b: int = 29998
+    pcp_b: int = 29897
+    zbx_a: int = 20051
+    zbx_b: int = 20052
+    web: int = 28080
+    agent: int = 20050
+    bridge: int = 28089
+    smtp: int = 28025
+    slack: int = 28091
+    tower: int = 20000
+    tower_web: int = 28092
+
+
+class Progress:
+    """Numbered steps with durations; a failing step is named, with its error."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.n = 0
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.n += 1
+        print(f"[{self.n:2}/{self.total}] {title} ...", end="", flush=True)
+        start = time.monotonic()
+        try:
+            yield
+        except Exception as exc:
+            print(" FAILED", flush=True)
+            raise LabError(f"step {self.n} ({title}) failed: {exc}") from exc
+        print(f" {time.monotonic() - start:.1f} s", flush=True)
+
+
+class Demo:
+    """Every component of the demo, rebuilt from the directory and the fixed ports."""
+
+    def __init__(self, root: Path, ports: Ports | None = None) -> None:
+        p = ports or Ports()
+        self.root, self.p = root, p
+        self.primary = PgNode("site-a", root / "pg" / "site-a", p.pg_a)
+        self.standby = PgNode("site-b", root / "pg" / "site-b", p.pg_b)
+        nodes = [self.primary, self.standby]
+        # each Zabbix server keeps ~25 sessions: a Pgpool with too few children makes it hang
+        self.pool_a = Pgpool(
+            "pool-a",
+            root / "pgpool-a",
+            p.pool_a,
+            p.pcp_a,
+            nodes,
+            num_init_children=64,
+            site="site-a",
+        )
+        self.pool_b = Pgpool(
+            "pool-b",
+            root / "pgpool-b",
+            p.pool_b,
+            p.pcp_b,
+            nodes,
+            num_init_children=64,
+            site="site-b",
+        )
+        self.cluster = Cluster(self.primary, self.standby, self.pool_a, self.pool_b)
+        self.run_dir = root / "run"
+        self.agent = Agent2(root / "agent2", p.agent, hostname="kyoten-demo", timeout=10)
+        self.web_url = f"http://127.0.0.1:{p.web}"
+
+    # ------------------------------------------------------------------ small helpers
+    def pidfile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def daemon(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Start a long-running helper once; its pid goes to run/NAME.pid, output to run/."""
+        if read_pid(self.pidfile(name)) is not None and port_open(port):
+            return
+        make_dir(self.run_dir, "root", 0o755)
+        proc = spawn(argv, user=user, log=self.run_dir / f"{name}.log", env=env)
+        self.pidfile(name).write_text(f"{proc.pid}\n")
+        try:
+            wait_for(lambda: port_open(port), f"{name} on 127.0.0.1:{port}", timeout=60, proc=proc)
+        except LabError as exc:
+            tail = (self.run_dir / f"{name}.log").read_text(errors="replace")[-1500:]
+            raise LabError(f"{exc}; its log:\n{tail}") from exc
+
+    def stop_daemon(self, name: str, group: bool = False) -> None:
+        stop_pid(read_pid(self.pidfile(name)), name, group=group)
+        self.pidfile(name).unlink(missing_ok=True)
+
+    @staticmethod
+    def script(name: str) -> str:
+        """A console script of this installation (kyoten, kyoten-agent2-plugin)."""
+        return str(Path(sys.executable).with_name(name))
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "kyoten" / "kyoten.toml"
+
+    def secret(self, name: str) -> str:
+        """A random secret kept in the demo directory (the bridge token)."""
+        path = self.root / "secrets" / name
+        if not path.exists():
+            make_dir(path.parent, "root", 0o700)
+            write_file(path, secrets.token_urlsafe(24) + "\n", "root", 0o600)
+        return path.read_text().strip()
+
+    def zabbix_db_view(self, pool: Pgpool) -> Any:
+        """The Zabbix database as reached through one site's Pgpool (what its server uses)."""
+        from kyoten.agent.lab.zabbix import ZabbixDb
+
+        return ZabbixDb(PgNode(pool.name, pool.workdir, pool.port))
+
+    def api(self) -> Any:
+        from kyoten.agent.lab.zabbix import login
+
+        return login(self.p.web)
+
+    def roles(self) -> tuple[PgNode, PgNode]:
+        """(primary, standby) as they are now: faults may have swapped the sites."""
+        a_primary = (
+            self.primary.running() and self.primary.value("SELECT pg_is_in_recovery()") is False
+        )
+        return (self.primary, self.standby) if a_primary else (self.standby, self.primary)
+
+    # ------------------------------------------------------------------ up
+    def up(self) -> None:
+        total = 9
+        steps = Progress(total)
+        print(f"kyoten demo: bringing the lab up under {self.root} (all on 127.0.0.1)")
+        make_dir(self.root, "root", 0o755)
+        with steps.step("PostgreSQL 15: site-a primary, site-b streaming standby"):
+            self.up_postgres()
+        with steps.step("Pgpool-II 4.3: one standalone instance per site"):
+            for pool in (self.pool_a, self.pool_b):
+                pool.start()
+            self.heal_pools()
+        with steps.step("Zabbix database (schema, images, data)"):
+            from kyoten.agent.lab.zabbix import DEBIAN_SQL, ZabbixDb, schema_files
+
+            ZabbixDb(self.roles()[0]).create(schema_files(DEBIAN_SQL))
+        with steps.step(
+            "Zabbix 6.0 HA: node site-a (via pool-a), node site-b (via pool-b), frontend"
+        ):
+            self.up_zabbix()
+        with steps.step("kyoten.toml and zabbix_agent2 with the kyoten plugin"):
+            self.up_agent()
+        with steps.step("Templates and the bridge media type (kyoten import)"):
+            self.import_templates()
+        with steps.step("Tower emulator, SMTP sink, Slack fake, alert bridge"):
+            self.up_bridge()
+        with steps.step("Hosts, macros, media and the action (Zabbix API)"):
+            self.configure_zabbix()
+        with steps.step("First values from the agent reach Zabbix"):
+            self.wait_first_values()
+        self.print_summary()
+
+    def up_postgres(self) -> None:
+        primary, standby = self.primary, self.standby
+        if not (primary.datadir / "PG_VERSION").exists():
+            primary.init_primary()
+        primary.start()
+        if not (standby.datadir / "PG_VERSION").exists():
+            standby.init_standby(primary, slot="site_b")
+        standby.start()
+        current_primary, current_standby = self.roles()
+        if (
+            current_standby.value("SELECT pg_is_in_recovery()") is True
+            and current_standby.primary_conninfo() == ""
+        ):
+            self.connect_standby(current_standby, current_primary)
+
+    def connect_standby(self, standby: PgNode, primary: PgNode) -> None:
+        from kyoten.agent.lab.postgres import REPL_PASSWORD, REPL_USER
+
+        standby.set_primary_conninfo(
+            f"host={primary.host} port={primary.port} user={REPL_USER} password={REPL_PASSWORD} "
+            f"application_name={standby.name}"
+        )
+
+    def heal_pools(self) -> None:
+        """Re-attach backends a Pgpool holds down while PostgreSQL answers (after faults)."""
+        for pool in (self.pool_a, self.pool_b):
+            for node_id, status in enumerate(pool.node_status()):
+                node = pool.backends[node_id]
+                if status in ("down", "quarantine") and node.running():
+                    run(
+                        [
+                            "pcp_attach_node",
+                            "-h",
+                            pool.host,
+                            "-p",
+                            str(pool.pcp_port),
+                            "-U",
+                            "pcpadmin",
+                            "-w",
+                            "-n",
+                            str(node_id),
+                        ],
+                        env={"PCPPASSFILE": str(self.pcppass())},
+                        timeout=30,
+                    )
+
+    def pcppass(self) -> Path:
+        path = self.root / "secrets" / "pcppass"
+        make_dir(path.parent, "root", 0o700)
+        return write_file(
+            path, self.pool_a.pcppass_line() + self.pool_b.pcppass_line(), "root", 0o600
+        )
+
+    def zabbix_nodes(self) -> dict[str, Any]:
+        from kyoten.agent.lab.zabbix import Zabbix60
+
+        return {
+            "site-a": Zabbix60(
+                self.root / "zabbix-site-a",
+                self.zabbix_db_view(self.pool_a),
+                self.p.zbx_a,
+                self.p.web,
+                ha_node_name="site-a",
+            ),
+            "site-b": Zabbix60(
+                self.root / "zabbix-site-b",
+                self.zabbix_db_view(self.pool_b),
+                self.p.zbx_b,
+                self.p.web,
+                ha_node_name="site-b",
+            ),
+        }
+
+    def start_zabbix_node(self, node: Any) -> None:
+        """Start one HA node; only the active node listens, so wait for its ha_node row."""
+        from kyoten.agent.lab.zabbix import ZBX_USER, server_conf
+
+        make_dir(node.workdir, ZBX_USER, 0o755)
+        make_dir(node.workdir / "sock", ZBX_USER, 0o755)
+        write_file(
+            node.conf,
+            server_conf(
+                workdir=node.workdir,
+                port=node.port,
+                db=node.db,
+                ha_node_name=node.ha_node_name,
+                cache_update_frequency=5,
+            ),
+            ZBX_USER,
+            0o640,
+        )
+        if read_pid(node.workdir / "zabbix_server.pid") is None:
+            since = int(time.time())
+            run(["zabbix_server", "-c", str(node.conf)], timeout=30)
+            wait_for(
+                lambda: self.ha_status(node.ha_node_name, since) in (0, 3),
+                f"Zabbix HA node {node.ha_node_name} to register",
+                timeout=90,
+            )
+
+    def ha_status(self, name: str, since: int = 0) -> int | None:
+        primary = self.roles()[0]
+        rows = primary.sql(
+            "SELECT status FROM ha_node WHERE name = %s AND lastaccess >= %s",
+            (name, since),
+            dbname="zabbix",
+        )
+        return int(rows[0][0]) if rows else None
+
+    def up_zabbix(self) -> None:
+        nodes = self.zabbix_nodes()
+        for node in nodes.values():
+            self.start_zabbix_node(node)
+        active = next(n for n in nodes.values() if self.ha_status(n.ha_node_name) == 3)
+        with contextlib.suppress(LabError):  # 6.0 accepts runtime commands on the active node
+            run(
+                ["zabbix_server", "-c", str(active.conf), "-R", "ha_set_failover_delay=10s"],
+                timeout=30,
+            )
+        self.start_frontend()
+
+    def start_frontend(self) -> None:
+        """Debian's frontend via ``php -S``, reading our config through site A's Pgpool.
+
+        Debian's frontend reads the fixed path /etc/zabbix/zabbix.conf.php (and nothing else
+        under /etc/zabbix). Rather than repointing that path for the whole machine, and for
+        any other frontend on it, PHP runs in a mount namespace of its own in which our
+        directory is bind-mounted over /etc/zabbix.
+        """
+        from kyoten.agent.lab.zabbix import (
+            DEBIAN_FRONTEND,
+            FRONTEND_CONFIG,
+            PHP_SETTINGS,
+            WEB_USER,
+            frontend_conf,
+            wait_api,
+        )
+
+        web = make_dir(self.root / "web", "root", 0o755)
+        conf = write_file(
+            web / "zabbix.conf.php",
+            frontend_conf(self.zabbix_db_view(self.pool_a), None, "kyoten demo"),
+            "root",
+            0o644,
+        )
+        FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)  # the mount point
+        php = [
+            "setpriv",
+            f"--reuid={WEB_USER}",
+            f"--regid={WEB_USER}",
+            "--init-groups",
+            "--",
+            "php",
+            *PHP_SETTINGS,
+            "-S",
+            f"127.0.0.1:{self.p.web}",
+            "-t",
+            str(DEBIAN_FRONTEND),
+        ]
+        self.daemon(
+            "frontend",
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                'mount --bind "$0" "$1" && shift && exec "$@"',
+                str(conf.parent),
+                str(FRONTEND_CONFIG.parent),
+                *php,
+            ],
+            self.p.web,
+            env={"PHP_CLI_SERVER_WORKERS": "4"},
+        )
+        wait_api(self.p.web)
+
+    def up_agent(self) -> None:
+        from kyoten.agent.plugin.config import render_plugin_conf
+
+        text = lab_config(
+            self.primary,
+            [self.standby],
+            [self.pool_a, self.pool_b],
+            ZabbixTarget("127.0.0.1", self.p.pool_a, "zabbix", "zabbix", "zabbix"),
+        )
+        # a standby promoted by a fault must see its old primary missing too
+        text = text.replace(
+            "[postgres.site-b]", '[postgres.site-b]\nexpected_standbys = ["site-a"]', 1
+        )
+        make_dir(self.config_path.parent, ZABBIX_USER, 0o755)
+        write_file(self.config_path, text, ZABBIX_USER, 0o640)
+        self.agent.includes = {
+            "kyoten-plugin.conf": render_plugin_conf(
+                self.script("kyoten-agent2-plugin"), str(self.config_path)
+            )
+        }
+        self.agent.start()
+
+    def import_templates(self) -> None:
+        pw = self.root / "secrets" / "zabbix-admin"
+        make_dir(pw.parent, "root", 0o700)
+        write_file(pw, "zabbix\n", "root", 0o600)
+        run(
+            [
+                self.script("kyoten"),
+                "import",
+                "--url",
+                self.web_url,
+                "--user",
+                "Admin",
+                "--password-file",
+                str(pw),
+            ],
+            timeout=300,
+        )
+
+    def bridge_config(self) -> str:
+        p = self.p
+        token_file = self.root / "secrets" / "bridge-token"
+        self.secret("bridge-token")
+        config = {
+            "listen": {"host": "127.0.0.1", "port": p.bridge},
+            "token_file": str(token_file),
+            "node": "site-a",
+            "outbox": {"backend": "sqlite", "path": str(self.root / "bridge" / "outbox.db")},
+            "channels": {
+                "noc-mail": {
+                    "type": "mail",
+                    "host": "127.0.0.1",
+                    "port": p.smtp,
+                    "security": "none",
+                    "from": "kyoten-demo@example.org",
+                    "to": ["noc@example.org"],
+                },
+                "noc-slack": {
+                    "type": "slack",
+                    "token": "xoxb-kyoten-demo",
+                    "channel": "#noc",
+                    "base_url": f"http://127.0.0.1:{p.slack}/api/",
+                },
+                "noc-tower": {
+                    "type": "tower",
+                    "url": f"pns://127.0.0.1:{p.tower}?model=nh",
+                    "reassert": 30,
+                },
+            },
+            "routes": [{"channels": ["noc-mail", "noc-slack", "noc-tower"]}],
+        }
+        return json.dumps(config, indent=2)  # JSON is YAML
+
+    def up_bridge(self) -> None:
+        p = self.p
+        make_dir(self.root / "bridge", "root", 0o700)
+        maildir = self.root / "mail"
+        make_dir(maildir, "root", 0o755)
+        self.daemon(
+            "tower",
+            [
+                self.script("kyoten"),
+                "tower",
+                "emulate",
+                "--protocol",
+                "pns-nh",
+                "--listen",
+                f"127.0.0.1:{p.tower}",
+                "--web",
+                f"127.0.0.1:{p.tower_web}",
+            ],
+            p.tower,
+        )
+        self.daemon(
+            "smtp",
+            [
+                sys.executable,
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                f"127.0.0.1:{p.smtp}",
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                str(maildir / "Maildir"),
+            ],
+            p.smtp,
+        )
+        self.daemon(
+            "slack",
+            [
+                sys.executable,
+                "-m",
+                "kyoten.alerting.devtools.slack_fake",
+                "--listen",
+                f"127.0.0.1:{p.slack}",
+                "--record",
+                str(self.root / "slack-calls.jsonl"),
+            ],
+            p.slack,
+        )
+        conf = write_file(self.root / "bridge" / "bridge.yaml", self.bridge_config(), "root", 0o600)
+        self.daemon(
+            "bridge", [self.script("kyoten"), "bridge", "serve", "--config", str(conf)], p.bridge
+        )
+
+    def configure_zabbix(self) -> None:
+        api = self.api()
+        group = api.hostgroup.get(filter={"name": HOST_GROUP}, output=["groupid"])
+        gid = group[0]["groupid"] if group else api.hostgroup.create(name=HOST_GROUP)["groupids"][0]
+        tids = {
+            k: api.template.get(filter={"host": v}, output=["templateid"])[0]["templateid"]
+            for k, v in TEMPLATES.items()
+        }
+        hosts = {
+            "site-a": (
+                ["pg", "pgpool"],
+                {"{$KYOTEN.PG.TARGET}": "site-a", "{$KYOTEN.PGPOOL.TARGET}": "pool-a"},
+            ),
+            "site-b": (
+                ["pg", "pgpool"],
+                {"{$KYOTEN.PG.TARGET}": "site-b", "{$KYOTEN.PGPOOL.TARGET}": "pool-b"},
+            ),
+            "zabbix-ha": (["ha"], {"{$KYOTEN.ZBX.TARGET}": "zabbix"}),
+            "cross-site": (["cross"], {}),
+        }
+        for name, (templates, macros) in hosts.items():
+            params: dict[str, Any] = {
+                "host": name,
+                "groups": [{"groupid": gid}],
+                "templates": [{"templateid": tids[t]} for t in templates],
+                "macros": [{"macro": k, "value": v} for k, v in {**DEMO_MACROS, **macros}.items()],
+            }
+            existing = api.host.get(filter={"host": name}, output=["hostid"])
+            if existing:
+                api.host.update(hostid=existing[0]["hostid"], **params)
+            else:
+                api.host.create(
+                    interfaces=[
+                        {
+                            "type": 1,
+                            "main": 1,
+                            "useip": 1,
+                            "ip": "127.0.0.1",
+                            "dns": "",
+                            "port": str(self.p.agent),
+                        }
+                    ],
+                    **params,
+                )
+        token = self.secret("bridge-token")
+        for macro, value, kind in (
+            ("{$KYOTEN.BRIDGE.URL}", f"http://127.0.0.1:{self.p.bridge}/v1/events", 0),
+            ("{$KYOTEN.BRIDGE.TOKEN}", token, 1),
+        ):
+            found = api.usermacro.get(
+                globalmacro=True, filter={"macro": macro}, output=["globalmacroid"]
+            )
+            if found:
+                api.usermacro.updateglobal(
+                    globalmacroid=found[0]["globalmacroid"], value=value, type=kind
+                )
+            else:
+                api.usermacro.createglobal(macro=macro, value=value, type=kind)
+        from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
+
+        mt = api.mediatype.get(filter={"name": MEDIA_TYPE}, output=["mediatypeid"])[0]
+        api.mediatype.update(mediatypeid=mt["mediatypeid"], status=0)
+        admin = api.user.get(filter={"username": "Admin"}, output=["userid"])[0]
+        api.user.update(
+            userid=admin["userid"],
+            medias=[
+                {
+                    "mediatypeid": mt["mediatypeid"],
+                    "sendto": "noc",
+                    "active": 0,
+                    "severity": 63,
+                    "period": "1-7,00:00-24:00",
+                }
+            ],
+        )
+        op = {
+            "operationtype": 0,
+            "opmessage": {"default_msg": 1, "mediatypeid": mt["mediatypeid"]},
+            "opmessage_usr": [{"userid": admin["userid"]}],
+        }
+        action = {
+            "name": ACTION,
+            "eventsource": 0,
+            "status": 0,
+            "esc_period": "1h",
+            "operations": [op],
+            "recovery_operations": [
+                {
+                    "operationtype": 11,
+                    "opmessage": {"default_msg": 1},
+                }
+            ],
+            "update_operations": [
+                {
+                    "operationtype": 12,
+                    "opmessage": {"default_msg": 1},
+                }
+            ],
+        }
+        existing = api.action.get(filter={"name": ACTION}, output=["actionid"])
+        if existing:
+            api.action.update(
+                actionid=existing[0]["actionid"],
+                **{k: v for k, v in action.items() if k not in ("eventsource", "name")},
+            )
+        else:
+            api.action.create(**action)
+        self.reload_zabbix()
+
+    def reload_zabbix(self) -> None:
+        for node in self.zabbix_nodes().values():
+            if self.ha_status(node.ha_node_name) == 3:
+                run(
+                    ["zabbix_server", "-c", str(node.conf), "-R", "config_cache_reload"], timeout=30
+                )
+
+    def wait_first_values(self) -> None:
+        api = self.api()
+
+        def arrived() -> bool:
+            items = api.item.get(
+                filter={"key_": "kyoten.pg.duration"}, host="site-a", output=["lastclock"]
+            )
+            return any(int(i["lastclock"]) > 0 for i in items)
+
+        wait_for(arrived, "a first kyoten.pg value of site-a in Zabbix", timeout=120, interval=1)
+
+    def print_summary(self) -> None:
+        p = self.p
+        print(f"""
+kyoten demo is up.
+  Zabbix frontend   {self.web_url}/  (Admin / zabbix); hosts in group "{HOST_GROUP}"
+  PATLITE tower     http://127.0.0.1:{p.tower_web}/  (emulated PNS tower at 127.0.0.1:{p.tower});
+                    or: kyoten tower status 'pns://127.0.0.1:{p.tower}?model=nh'
+  Mailbox           {self.root / "mail" / "Maildir"}  (SMTP sink on 127.0.0.1:{p.smtp})
+  Slack (fake)      {self.root / "slack-calls.jsonl"}
+  Bridge            http://127.0.0.1:{p.bridge}/health
+  Collector         {self.script("kyoten")} get --config {self.config_path} 'kyoten.cross'
+Inject a failure:   kyoten demo fault {"|".join(FAULTS)}
+Stop:               kyoten demo down""")
+
+    # ------------------------------------------------------------------ status / down
+    def status(self) -> None:
+        rows = [
+            ("postgres site-a", self.primary.running()),
+            ("postgres site-b", self.standby.running()),
+            ("pgpool pool-a", read_pid(self.pool_a.pidfile) is not None),
+            ("pgpool pool-b", read_pid(self.pool_b.pidfile) is not None),
+            ("zabbix_agent2", read_pid(self.agent.pidfile) is not None),
+        ]
+        for name, node in self.zabbix_nodes().items():
+            rows.append(
+                (f"zabbix_server {name}", read_pid(node.workdir / "zabbix_server.pid") is not None)
+            )
+        for name in ("frontend", "tower", "smtp", "slack", "bridge"):
+            rows.append((name, read_pid(self.pidfile(name)) is not None))
+        for name, up in rows:
+            print(f"  {name:22} {'up' if up else 'down'}")
+        with contextlib.suppress(Exception):
+            for prob in self.api().problem.get(output=["name", "severity"], recent=False):
+                print(f"  problem: {prob['name']}")
+
+    def down(self, purge: bool) -> None:
+        for name in ("bridge", "slack", "smtp", "tower"):
+            self.stop_daemon(name)
+        self.stop_daemon("frontend", group=True)
+        self.agent.stop()
+        for node in self.zabbix_nodes().values():
+            stop_pid(read_pid(node.workdir / "zabbix_server.pid"), "zabbix_server", timeout=60)
+        self.cluster.stop()
+        if purge:
+            shutil.rmtree(self.root, ignore_errors=True)
+        print("kyoten demo: stopped" + (f" and {self.root} removed" if purge else ""))
+
+    # ------------------------------------------------------------------ faults
+    def tower_state(self) -> str:
+        out = subprocess.run(
+            [self.script("kyoten"), "tower", "status", f"pns://127.0.0.1:{self.p.tower}?model=nh"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return (out.stdout or out.stderr).strip()
+
+    def problems(self) -> list[str]:
+        return [p["name"] for p in self.api().problem.get(output=["name"], recent=False)]
+
+    def wait_problem(self, fragment: str, present: bool, timeout: float) -> float:
+        start = time.monotonic()
+        what = f"a problem with {fragment!r} to {'appear' if present else 'resolve'} in Zabbix"
+        wait_for(
+            lambda: any(fragment in n for n in self.problems()) == present,
+            what,
+            timeout=timeout,
+            interval=2,
+        )
+        return time.monotonic() - start
+
+    def deliveries(self) -> str:
+        """What the bridge has delivered so far: mails in the sink, calls to the Slack fake."""
+        maildir = self.root / "mail" / "Maildir" / "new"
+        mails = len(list(maildir.iterdir())) if maildir.exists() else 0
+        calls = self.root / "slack-calls.jsonl"
+        slack = len(calls.read_text().splitlines()) if calls.exists() else 0
+        return f"{mails} mail(s) in the sink, {slack} Slack API call(s)"
+
+    def fault(self, name: str, timeout: float, recover: bool) -> None:
+        inject, repair, fragment = self.fault_plan(name)
+        before = set(self.problems())
+        print(f"kyoten demo fault {name}: injecting")
+        inject()
+        took = self.wait_problem(fragment, True, timeout)
+        print(f"  problem in Zabbix after {took:.0f} s; open problems now:")
+        for problem in self.problems():
+            print(f"    - {problem}")
+        time.sleep(5)  # the bridge delivers within a second or two
+        print(f"  tower: {self.tower_state()}")
+        print(f"  bridge: {self.deliveries()}")
+        if not recover:
+            print("  left in place (--no-recover)")
+            return
+        print("  repairing")
+        repair()
+        start = time.monotonic()
+        wait_for(
+            lambda: not (set(self.problems()) - before),
+            "the problems of this fault to resolve in Zabbix",
+            timeout=timeout,
+            interval=2,
+        )
+        time.sleep(5)
+        print(f"  resolved in Zabbix after {time.monotonic() - start:.0f} s")
+        print(f"  tower: {self.tower_state()}")
+        print(f"  bridge: {self.deliveries()}")
+
+    def fault_plan(self, name: str) -> tuple[Callable[[], None], Callable[[], None], str]:
+        primary, standby = self.roles()
+        if name == "receiver-stop":
+            conninfo = standby.primary_conninfo()
+            return (
+                lambda: standby.set_primary_conninfo(""),
+                lambda: standby.set_primary_conninfo(conninfo),
+                "WAL receiver is not streaming",
+            )
+        if name == "two-primaries":
+
+            def rebuild() -> None:
+                standby.stop("immediate")
+                standby.init_standby(primary, slot=f"site_{standby.name[-1]}")
+                self.heal_pools()
+
+            return standby.promote, rebuild, "PostgreSQL primaries (split brain)"
+        if name == "pgpool-drift":
+            node_id = self.pool_b.backends.index(standby)
+
+            def restart_clean() -> None:
+                self.pool_b.stop()
+                self.pool_b.start(discard_status=True)
+
+            return (
+                lambda: self.pool_b.hold_down([node_id]),
+                restart_clean,
+                "Pgpool-II holds live backend",
+            )
+        if name == "primary-down":
+
+            def fail_over() -> None:
+                primary.stop("immediate")
+                standby.promote()  # what Pgpool's failover_command does in production
+
+            def rejoin() -> None:
+                primary.init_standby(standby, slot=f"site_{primary.name[-1]}")
+                self.heal_pools()
+
+            node_id = self.pool_a.backends.index(primary)
+            return fail_over, rejoin, f"backend {node_id}"
+        if name == "zabbix-failover":
+            nodes = self.zabbix_nodes()
+            active = next(n for n in nodes.values() if self.ha_status(n.ha_node_name) == 3)
+
+            def stop_active() -> None:
+                stop_pid(read_pid(active.workdir / "zabbix_server.pid"), "zabbix_server")
+
+            return stop_active, lambda: self.start_zabbix_node(active), "failover to"
+        raise LabError(f"unknown fault {name!r}; choose one of {', '.join(FAULTS)}")
+
+
+def main(argv: list[str]) -> int:
+    """``kyoten demo up|status|fault NAME|down``; argv[0] is ``demo``."""
+    p = argparse.ArgumentParser(
+        prog="kyoten demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state (default {DEFAULT_DIR})")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="bring the lab up (idempotent)")
+    sub.add_parser("status", help="what runs, and the open problems")
+    fault = sub.add_parser("fault", help="inject a failure, show it arrive, then recover")
+    fault.add_argument("name", choices=FAULTS)
+    fault.add_argument(
+        "--timeout",
+        type=float,
+        default=240,
+        help="seconds to wait for the problem, and again for the recovery",
+    )
+    fault.add_argument("--no-recover", action="store_true", help="leave the failure in place")
+    down = sub.add_parser("down", help="stop everything")
+    down.add_argument("--purge", action="store_true", help="also delete the lab's data")
+    args = p.parse_args(argv[1:])
+    if os.geteuid() != 0:
+        print(
+            "kyoten demo: run as root (PostgreSQL, Pgpool-II and Zabbix run as their own users)",
+            file=sys.stderr,
+        )
+        return 2
+    demo = Demo(args.dir)
+    try:
+        if args.cmd == "up":
+            demo.up()
+        elif args.cmd == "status":
+            demo.status()
+        elif args.cmd == "fault":
+            demo.fault(args.name, args.timeout, not args.no_recover)
+        else:
+            demo.down(args.purge)
+    except LabError as exc:
+        print(f"kyoten demo: {exc}", file=sys.stderr)
+        return 1
+    return 0

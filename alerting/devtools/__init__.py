@@ -1,0 +1,1 @@
+"""Stand-ins for services that cannot run here, faithful enough for tests and the demo."""
