@@ -100,7 +100,18 @@ async def post_event(request: web.Request) -> web.Response:
     except InvalidEvent as exc:
         metrics.rejected.labels("invalid").inc()
         return _refuse(422, exc.reason, exc.field)
-    accepted = await app[PIPELINE].accept(event)
+    try:
+        accepted = await app[PIPELINE].accept(event)
+    except Exception as exc:  # the store is down: not stored, so Zabbix must retry
+        metrics.rejected.labels("store_unavailable").inc()
+        log.error(
+            "cannot store event %s: %s",
+            event.dedup_key,
+            app[PIPELINE].redact(f"{type(exc).__name__}: {exc}"),
+        )
+        return _refuse(
+            503, "event store unavailable; not stored, retry later", headers={"Retry-After": "5"}
+        )
     return web.json_response(
         {
             "status": "accepted" if accepted.new else "duplicate",

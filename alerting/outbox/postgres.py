@@ -1,0 +1,430 @@
+"""PostgreSQL outbox: two bridges, one per site, sharing the work in the database the sites
+already replicate. No clustering of our own: the database's row locks are the coordination.
+
+* **Intake** commits before answering, like SQLite, with a group commit: requests arriving while
+  a commit is in flight are stored together in the next transaction. ``ON CONFLICT (dedup_key)
+  DO NOTHING`` makes a Zabbix retry that lands on the *other* bridge a no-op as well.
+* **Claims** run ``SELECT … FOR UPDATE OF d SKIP LOCKED`` in a transaction held open for the
+  send, on a connection of the channel's own. The other bridge skips locked rows, so a delivery
+  is done once; the outcome is written and committed in that same transaction. If a bridge dies
+  mid-send its connection drops, PostgreSQL releases the lock and the other bridge takes the row
+  at its next poll — the documented at-least-once window (see :mod:`kyoten.alerting.outbox`).
+* **Order** per event and channel holds across bridges: a follow-up is claimable only when no
+  earlier delivery of its event on that channel is pending in committed state, and a problem
+  being sent by the other bridge is still pending until that bridge commits.
+* **Site loss**: each bridge reconnects on its own; with a multi-host conninfo
+  (``host=a,b target_session_attrs=read-write``) it follows the promoted primary. Either bridge
+  alone drains everything. Rate limits are per bridge: with both sending to one Slack channel
+  the combined rate can reach twice the configured one; Slack's 429 + Retry-After then paces it.
+
+Tables are prefixed ``kyoten_`` because the database is shared with other tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+
+from ..channels.base import OpenProblem
+from ..events import Event, Kind, event_from_json
+from . import Accepted, Backlog, Claim, Claimed, Dead, DeadLetter, Done, Muted, Outcome, Retry
+from .sqlite import open_problem_change, open_problem_from_row, tags_json
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+
+_SCHEMA_LOCK = 0x6B796F74  # "kyot": serialises schema creation by two bridges starting at once
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kyoten_events (
+    seq bigserial PRIMARY KEY,
+    dedup_key text NOT NULL UNIQUE,
+    event_id text NOT NULL,
+    kind text NOT NULL,
+    body text NOT NULL,
+    accepted_at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kyoten_events_event_id ON kyoten_events (event_id);
+CREATE TABLE IF NOT EXISTS kyoten_deliveries (
+    id bigserial PRIMARY KEY,
+    seq bigint NOT NULL,
+    channel text NOT NULL,
+    event_id text NOT NULL,
+    status text NOT NULL DEFAULT 'pending',
+    attempts integer NOT NULL DEFAULT 0,
+    next_at double precision NOT NULL,
+    created_at double precision NOT NULL,
+    finished_at double precision,
+    finished_by text,
+    last_error text,
+    UNIQUE (seq, channel)
+);
+CREATE INDEX IF NOT EXISTS kyoten_deliveries_pending ON kyoten_deliveries (channel, id)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS kyoten_deliveries_event ON kyoten_deliveries (channel, event_id, id);
+CREATE TABLE IF NOT EXISTS kyoten_receipts (
+    channel text NOT NULL,
+    event_id text NOT NULL,
+    receipt text NOT NULL,
+    PRIMARY KEY (channel, event_id)
+);
+CREATE TABLE IF NOT EXISTS kyoten_open_problems (
+    channel text NOT NULL,
+    event_id text NOT NULL,
+    severity integer NOT NULL,
+    name text NOT NULL,
+    host text NOT NULL,
+    acknowledged boolean NOT NULL,
+    opened_at double precision NOT NULL,
+    changed_at double precision NOT NULL,
+    tags text NOT NULL,
+    PRIMARY KEY (channel, event_id)
+);
+"""
+
+_CLAIM = """
+SELECT d.id, d.attempts, d.created_at, e.body, r.receipt
+FROM kyoten_deliveries d
+JOIN kyoten_events e ON e.seq = d.seq
+LEFT JOIN kyoten_receipts r ON r.channel = d.channel AND r.event_id = d.event_id
+WHERE d.channel = %s AND d.status = 'pending' AND d.next_at <= %s
+  AND NOT EXISTS (
+    SELECT 1 FROM kyoten_deliveries p
+    WHERE p.channel = d.channel AND p.event_id = d.event_id
+      AND p.status = 'pending' AND p.id < d.id)
+ORDER BY d.id
+LIMIT %s
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+
+@dataclass
+class _PgClaim:
+    conn: Conn
+    channel: str
+    node: str
+    clock: Callable[[], float]
+    items: list[Claimed] = field(default_factory=list)
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> None:
+        by_id = {c.id: c for c in self.items}
+        now = self.clock()
+        for o in outcomes:
+            if isinstance(o, Done | Muted):
+                await self.conn.execute(
+                    "UPDATE kyoten_deliveries SET status=%s, finished_at=%s, finished_by=%s,"
+                    " attempts=attempts+1 WHERE id=%s",
+                    ("done" if isinstance(o, Done) else "muted", now, self.node, o.id),
+                )
+                event = by_id[o.id].event
+                if isinstance(o, Done) and o.receipt and event.kind is Kind.PROBLEM:
+                    await self.conn.execute(
+                        "INSERT INTO kyoten_receipts VALUES (%s, %s, %s) ON CONFLICT"
+                        " (channel, event_id) DO UPDATE SET receipt = EXCLUDED.receipt",
+                        (self.channel, event.event_id, json.dumps(dict(o.receipt))),
+                    )
+                elif event.closes:
+                    await self.conn.execute(
+                        "DELETE FROM kyoten_receipts WHERE channel=%s AND event_id=%s",
+                        (self.channel, event.event_id),
+                    )
+            elif isinstance(o, Retry):
+                await self.conn.execute(
+                    "UPDATE kyoten_deliveries SET attempts=attempts+1, next_at=%s,"
+                    " last_error=%s WHERE id=%s",
+                    (o.next_at, o.error, o.id),
+                )
+            elif isinstance(o, Dead):
+                await self.conn.execute(
+                    "UPDATE kyoten_deliveries SET status='dead', attempts=attempts+1,"
+                    " last_error=%s, finished_at=%s, finished_by=%s WHERE id=%s",
+                    (o.error, now, self.node, o.id),
+                )
+
+
+@dataclass
+class _Pending:
+    fn: Callable[[Conn], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+class PostgresOutbox:
+    """The shared outbox; see the module docstring."""
+
+    def __init__(
+        self, conninfo: str, *, node: str = "bridge", clock: Callable[[], float] | None = None
+    ) -> None:
+        import time
+
+        self._conninfo = conninfo
+        self.node = node
+        self.clock = clock or time.time
+        self._conns: dict[str, Conn] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._intake: list[_Pending] = []
+        self._intake_wake = asyncio.Event()
+        self._intake_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:  # the conninfo may hold a password
+        return f"PostgresOutbox(node={self.node!r})"
+
+    async def _conn(self, role: str) -> Conn:
+        """A live autocommit connection for ``role`` (reconnects after a failure)."""
+        conn = self._conns.get(role)
+        if conn is None or conn.closed or conn.broken:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    application_name=f"kyoten-bridge {self.node} {role}"[:63],
+                )
+            except psycopg.OperationalError as exc:
+                # libpq's message can quote the conninfo; keep only its first line's gist.
+                raise ConnectionError(
+                    f"outbox database unreachable ({role}): {type(exc).__name__}"
+                ) from None
+            self._conns[role] = conn
+        return conn
+
+    def _lock(self, role: str) -> asyncio.Lock:
+        return self._locks.setdefault(role, asyncio.Lock())
+
+    async def _run(self, role: str, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        async with self._lock(role):
+            conn = await self._conn(role)
+            async with conn.transaction():
+                return await fn(conn)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async def schema(conn: Conn) -> None:
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await conn.execute(SCHEMA)
+
+        await self._run("misc", schema)
+        self._intake_task = asyncio.create_task(self._intake_loop(), name="outbox-intake")
+
+    async def close(self) -> None:
+        if self._intake_task is not None:
+            self._intake_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._intake_task
+            self._intake_task = None
+        for conn in self._conns.values():
+            await conn.close()
+        self._conns.clear()
+
+    # -- intake with group commit --------------------------------------------------------
+
+    async def _intake_loop(self) -> None:
+        while True:
+            await self._intake_wake.wait()
+            self._intake_wake.clear()
+            batch, self._intake = self._intake, []
+            if not batch:
+                continue
+            try:
+                results = await self._run("intake", functools.partial(_all, batch=batch))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                for job in batch:  # isolate the failure: one transaction each
+                    try:
+                        result = await self._run("intake", job.fn)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    else:
+                        if not job.future.done():
+                            job.future.set_result(result)
+                continue
+            for job, result in zip(batch, results, strict=True):
+                if not job.future.done():
+                    job.future.set_result(result)
+
+    async def accept(self, event: Event, channels: Sequence[str], now: float) -> Accepted:
+        body = json.dumps(event.to_json(), separators=(",", ":"))
+
+        async def run(conn: Conn) -> Accepted:
+            cur = await conn.execute(
+                "INSERT INTO kyoten_events (dedup_key, event_id, kind, body, accepted_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING seq",
+                (event.dedup_key, event.event_id, event.kind.value, body, now),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return Accepted(False, ())
+            seq = row[0]
+            targets = list(channels)
+            if event.kind is not Kind.PROBLEM:
+                cur = await conn.execute(
+                    "SELECT DISTINCT d.channel FROM kyoten_events e JOIN kyoten_deliveries d"
+                    " ON d.seq = e.seq WHERE e.event_id = %s AND e.kind = 'problem'",
+                    (event.event_id,),
+                )
+                for (c,) in await cur.fetchall():
+                    if c not in targets:
+                        targets.append(c)
+            async with conn.cursor() as c:
+                await c.executemany(
+                    "INSERT INTO kyoten_deliveries (seq, channel, event_id, next_at, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(seq, ch, event.event_id, now, now) for ch in targets],
+                )
+            await self._track(conn, event, targets, now)
+            return Accepted(True, tuple(targets))
+
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._intake.append(_Pending(run, future))
+        self._intake_wake.set()
+        return await future
+
+    @staticmethod
+    async def _track(conn: Conn, event: Event, channels: Sequence[str], now: float) -> None:
+        change, ack = open_problem_change(event)
+        for c in channels:
+            if change == "close":
+                await conn.execute(
+                    "DELETE FROM kyoten_open_problems WHERE channel=%s AND event_id=%s",
+                    (c, event.event_id),
+                )
+                continue
+            await conn.execute(
+                "INSERT INTO kyoten_open_problems VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (channel, event_id) DO UPDATE SET severity = EXCLUDED.severity,"
+                " acknowledged = CASE WHEN %s::boolean IS NULL"
+                " THEN kyoten_open_problems.acknowledged ELSE EXCLUDED.acknowledged END,"
+                " changed_at = EXCLUDED.changed_at",
+                (
+                    c,
+                    event.event_id,
+                    int(event.severity),
+                    event.name,
+                    event.host,
+                    bool(ack),
+                    now,
+                    now,
+                    tags_json(event),
+                    ack,
+                ),
+            )
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def claim(self, channel: str, limit: int, now: float) -> AbstractAsyncContextManager[Claim]:
+        return self._claim(channel, limit, now)
+
+    @asynccontextmanager
+    async def _claim(self, channel: str, limit: int, now: float) -> AsyncIterator[_PgClaim]:
+        role = f"lane:{channel}"
+        async with self._lock(role):
+            conn = await self._conn(role)
+            async with conn.transaction():
+                cur = await conn.execute(_CLAIM, (channel, now, limit))
+                items = [
+                    Claimed(
+                        id=r[0],
+                        attempts=r[1],
+                        created_at=r[2],
+                        event=event_from_json(json.loads(r[3])),
+                        thread=json.loads(r[4]) if r[4] else None,
+                    )
+                    for r in await cur.fetchall()
+                ]
+                yield _PgClaim(conn, channel, self.node, self.clock, items)
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def open_problems(self, channel: str) -> tuple[OpenProblem, ...]:
+        async def run(conn: Conn) -> tuple[OpenProblem, ...]:
+            cur = await conn.execute(
+                "SELECT event_id, severity, name, host, acknowledged, opened_at, changed_at,"
+                " tags FROM kyoten_open_problems WHERE channel=%s ORDER BY opened_at, event_id",
+                (channel,),
+            )
+            return tuple(open_problem_from_row(r) for r in await cur.fetchall())
+
+        return await self._run("misc", run)
+
+    async def backlog(self) -> dict[str, Backlog]:
+        async def run(conn: Conn) -> dict[str, Backlog]:
+            out: dict[str, dict[str, Any]] = {}
+            cur = await conn.execute(
+                "SELECT channel, count(*), min(created_at) FROM kyoten_deliveries"
+                " WHERE status='pending' GROUP BY channel"
+            )
+            for c, n, oldest in await cur.fetchall():
+                out.setdefault(c, {}).update(pending=n, oldest=oldest)
+            cur = await conn.execute(
+                "SELECT channel, count(*) FROM kyoten_deliveries WHERE status='dead'"
+                " GROUP BY channel"
+            )
+            for c, n in await cur.fetchall():
+                out.setdefault(c, {})["dead"] = n
+            cur = await conn.execute(
+                "SELECT channel, count(*) FROM kyoten_open_problems GROUP BY channel"
+            )
+            for c, n in await cur.fetchall():
+                out.setdefault(c, {})["open_problems"] = n
+            return {c: Backlog(**v) for c, v in out.items()}
+
+        return await self._run("misc", run)
+
+    async def dead_letters(self, channel: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        async def run(conn: Conn) -> list[DeadLetter]:
+            cur = await conn.execute(
+                "SELECT d.id, d.channel, d.event_id, e.kind, e.body, d.attempts,"
+                " coalesce(d.last_error, ''), d.created_at FROM kyoten_deliveries d"
+                " JOIN kyoten_events e ON e.seq = d.seq WHERE d.status='dead'"
+                " AND (%s::text IS NULL OR d.channel = %s) ORDER BY d.id DESC LIMIT %s",
+                (channel, channel, limit),
+            )
+            return [
+                DeadLetter(r[0], r[1], r[2], r[3], json.loads(r[4])["name"], r[5], r[6], r[7])
+                for r in await cur.fetchall()
+            ]
+
+        return await self._run("misc", run)
+
+    async def replay(self, now: float, channel: str | None = None, ids: Sequence[int] = ()) -> int:
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(
+                "UPDATE kyoten_deliveries SET status='pending', attempts=0, next_at=%s,"
+                " finished_at=NULL, finished_by=NULL WHERE status='dead'"
+                " AND (%s::text IS NULL OR channel=%s)"
+                " AND (cardinality(%s::bigint[]) = 0 OR id = ANY(%s::bigint[]))",
+                (now, channel, channel, list(ids), list(ids)),
+            )
+            return cur.rowcount
+
+        return await self._run("misc", run)
+
+    async def purge(self, before: float) -> int:
+        async def run(conn: Conn) -> int:
+            await conn.execute(
+                "DELETE FROM kyoten_deliveries WHERE status IN ('done', 'muted') AND seq IN"
+                " (SELECT seq FROM kyoten_events WHERE accepted_at < %s)",
+                (before,),
+            )
+            cur = await conn.execute(
+                "DELETE FROM kyoten_events e WHERE accepted_at < %s AND NOT EXISTS"
+                " (SELECT 1 FROM kyoten_deliveries d WHERE d.seq = e.seq)",
+                (before,),
+            )
+            return cur.rowcount
+
+        return await self._run("misc", run)
+
+
+async def _all(conn: Conn, batch: Sequence[_Pending]) -> list[Any]:
+    return [await job.fn(conn) for job in batch]

@@ -1,0 +1,87 @@
+"""Two bridges, one per site, on one PostgreSQL outbox (the lead's ``pg_primary``): each delivery
+is done exactly once, by whichever bridge claims it first; Zabbix retries that land on the other
+bridge collapse; order per event holds across bridges; either bridge carries on alone."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kyoten.alerting.app import create_app
+from pytest_aiohttp import AiohttpClient
+
+from .conftest import AUTH, Smtp, bridge_config, eventually, payload, settings_of
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def outbox_db(pg_primary: Any) -> Iterator[str]:
+    """A fresh database in the shared lab primary; its conninfo."""
+    name = f"kyoten_bridge_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_primary.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield pg_primary.conninfo(name)
+    with psycopg.connect(pg_primary.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def site(tmp_path: Path, smtp: Smtp, conninfo: str, node: str) -> Any:
+    doc = bridge_config(tmp_path, smtp, None, node=node)
+    doc["outbox"] = {"backend": "postgresql", "conninfo": conninfo}
+    return settings_of(doc, tmp_path)
+
+
+def rows(conninfo: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo) as db:
+        return db.execute(sql).fetchall()
+
+
+async def test_two_bridges_share_the_work_each_delivery_once(
+    aiohttp_client: AiohttpClient, tmp_path: Path, smtp: Smtp, outbox_db: str
+) -> None:
+    a = await aiohttp_client(create_app(site(tmp_path, smtp, outbox_db, "site-a")))
+    b = await aiohttp_client(create_app(site(tmp_path, smtp, outbox_db, "site-b")))
+    expected: list[str] = []
+    for i in range(40):
+        eid = str(9000 + i)
+        first, second = (a, b) if i % 2 else (b, a)
+        for kind, client in (("problem", first), ("update", second), ("recovery", first)):
+            resp = await client.post("/v1/events", json=payload(eid, kind), headers=AUTH)
+            assert resp.status == 202, await resp.text()
+            expected.append(f"{eid}:{kind}")
+        # Zabbix retrying the problem against the other site: stored once.
+        again = await second.post("/v1/events", json=payload(eid), headers=AUTH)
+        assert again.status == 200
+
+    await eventually(lambda: len(smtp.sink.mails) >= len(expected), timeout=30)
+    mails = smtp.sink.messages()
+    ids = collections.Counter(str(m["Message-ID"]) for m in mails)
+    assert len(mails) == len(expected) and max(ids.values()) == 1
+    # Per event, problem before update before recovery, whichever bridge sent each.
+    order: dict[str, list[str]] = collections.defaultdict(list)
+    for m in mails:
+        eid, kind = str(m["X-Kyoten-Event"]).split()
+        order[eid].append(kind)
+    assert all(kinds == ["problem", "update", "recovery"] for kinds in order.values())
+    by = dict(
+        rows(
+            outbox_db,
+            "SELECT finished_by, count(*) FROM kyoten_deliveries"
+            " WHERE status='done' GROUP BY finished_by",
+        )
+    )
+    assert set(by) == {"site-a", "site-b"} and sum(by.values()) == len(expected)
+
+    # Site A is lost: B alone delivers what is accepted from now on, and so is A's backlog.
+    await a.close()
+    before = len(smtp.sink.mails)
+    for i in range(5):
+        assert (await b.post("/v1/events", json=payload(str(9500 + i)), headers=AUTH)).status == 202
+    await eventually(lambda: len(smtp.sink.mails) == before + 5, timeout=15)
+    assert rows(outbox_db, "SELECT count(*) FROM kyoten_deliveries WHERE status<>'done'") == [(0,)]
