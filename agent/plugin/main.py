@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from .session import PluginSpec, Session
+from .session import TERMINATED, PluginSpec, Session
 
 USAGE = (
     "usage: kyoten-agent2-plugin SOCKET true|false\n"
@@ -66,8 +66,9 @@ def run(argv: Sequence[str], spec_factory: Callable[[], PluginSpec]) -> int:
     except OSError as exc:
         sys.stderr.write(f"kyoten-agent2-plugin: cannot connect to {argv[0]}: {exc}\n")
         return 1
-    session = Session(sock, spec_factory(), initial=argv[1] == "true")
-    session.run()
+    reason = Session(sock, spec_factory(), initial=argv[1] == "true").run()
+    if reason != TERMINATED:  # 6.0 discards stderr; 7.0 logs it at trace level on exit
+        sys.stderr.write(f"kyoten-agent2-plugin: {reason}\n")
     return 0
 
 

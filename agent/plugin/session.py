@@ -27,7 +27,12 @@ from .options import OptionsError, PluginOptions, parse_options
 from .redact import Redactor
 
 log = logging.getLogger("kyoten.agent.plugin")
+#: Where the session's Log-frame handler hangs: the whole ``kyoten`` tree, so a warning from
+#: the collector reaches the agent log too.
+KYOTEN_LOG = logging.getLogger("kyoten")
 
+#: What :meth:`Session.run` returns after a Terminate frame (the one orderly end).
+TERMINATED = "terminated by the agent"
 #: Export budget when neither the request (7.0) nor the configuration gives one: the agent's
 #: own default Timeout.
 DEFAULT_TIMEOUT_S = 3
@@ -154,15 +159,15 @@ class Session:
 
     def run(self) -> str:
         """Read and answer frames; returns why the session ended. Never raises."""
-        log.addHandler(self._log_handler)
-        if log.level == logging.NOTSET or log.level > self._log_handler.level:
-            log.setLevel(self._log_handler.level)
+        KYOTEN_LOG.addHandler(self._log_handler)
+        if KYOTEN_LOG.level == logging.NOTSET or KYOTEN_LOG.level > self._log_handler.level:
+            KYOTEN_LOG.setLevel(self._log_handler.level)
         try:
             return self._loop()
         except BaseException as exc:  # last resort: the caller exits cleanly either way
             return f"internal error: {type(exc).__name__}: {exc}"
         finally:
-            log.removeHandler(self._log_handler)
+            KYOTEN_LOG.removeHandler(self._log_handler)
             self._shutdown()
 
     def _loop(self) -> str:
@@ -176,7 +181,7 @@ class Session:
             try:
                 for body in self._decoder.feed(data):
                     if self._on_body(body):
-                        return "terminated by the agent"
+                        return TERMINATED
             except p.FramingError as exc:
                 log.error("kyoten plugin: broken frame stream, giving up: %s", exc)
                 return f"protocol error: {exc}"
