@@ -10,7 +10,10 @@ plugin answers each on its own schedule. Three rules shape this module:
   collector is still blocked on a dead target.
 - **Identical requests share one computation.** When the same key with the same parameters
   is already being computed (several hosts or items polling the same target in one
-  interval), a new request waits for that result instead of querying again.
+  interval), a new request waits for that result instead of querying again. This holds
+  even for a computation past its deadline: requests for a hung target then time out
+  against the one stuck worker, instead of each poll stranding another worker until none
+  is left for the healthy targets.
 - **Memory is bounded.** At most ``max_pending`` unanswered requests exist; beyond that a
   request is refused at once. Finished computations leave nothing behind, and cancelled
   timer entries are compacted away.
