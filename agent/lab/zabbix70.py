@@ -267,19 +267,25 @@ class Zabbix70:
         raise LabError(f"no CONFIG_FILE_PATH in {php}")
 
     def _start_frontend(self) -> None:
+        """trixie's ``php -S`` in the root, with our config bind-mounted over the path Debian's
+        frontend reads, in a private mount namespace: the cached root stays untouched and
+        several 7.0 labs can share it."""
         web = self.workdir / "web"
         conf = web / "zabbix.conf.php"
         conf.write_text(frontend_conf(self.db, ("127.0.0.1", self.port), "kyoten lab 7.0"))
         conf.chmod(0o644)
-        link = self.root / self._frontend_config_path().relative_to("/")
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.exists() and not link.is_symlink():
-            link.rename(link.with_name(link.name + ".kyoten-saved"))
-        link.unlink(missing_ok=True)
-        link.symlink_to(conf)  # a path that is valid inside the root
+        target = self.root / self._frontend_config_path().relative_to("/")
+        if target.is_symlink():
+            target.unlink()  # left by an older lab that repointed the path
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()  # the mount point
         if self.php is None:
             self.php = spawn(
                 [
+                    *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+                    'mount --bind "$0" "$1" && shift && exec "$@"',
+                    *(str(conf), str(target)),
                     *("chroot", "--userspec=www-data:www-data", str(self.root), *CLEAN_ENV),
                     *("PHP_CLI_SERVER_WORKERS=4", "php", *PHP_SETTINGS),
                     *("-S", f"127.0.0.1:{self.web_port}", "-t", "/usr/share/zabbix"),
