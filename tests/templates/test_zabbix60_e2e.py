@@ -18,6 +18,7 @@ import pytest
 from kyoten.agent.catalogue import pgpool, postgres
 from kyoten.agent.export.userparameters import render_userparameters
 from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
+from kyoten.agent.lab.config import ZabbixDb as LabZabbixDb
 from kyoten.agent.lab.config import lab_config
 from kyoten.agent.lab.procs import free_port, make_dir, write_file
 from kyoten.agent.lab.zabbix import Zabbix60
@@ -128,16 +129,14 @@ def _target(kind: str, name: str) -> dict[str, str]:
     return {"macro": f"{{$KYOTEN.{kind}.TARGET}}", "value": name}
 
 
-def test_promoted_standby_raises_two_primaries(
-    imported60: Any, zabbix60: Zabbix60, cluster_factory: Callable[[], Any], lab_root: Path
-) -> None:
-    c = cluster_factory()
-    workdir = Path(tempfile.mkdtemp(prefix="xsite-", dir=lab_root))
+def own_agent(c: Any, lab_root: Path, zabbix: LabZabbixDb | None = None) -> Agent2:
+    """A started agent 2 whose kyoten.toml names cluster ``c`` (and a Zabbix DB target)."""
+    workdir = Path(tempfile.mkdtemp(prefix="agent-", dir=lab_root))
     workdir.chmod(0o755)
     conf_dir = make_dir(workdir / "kyoten", ZABBIX_USER, 0o755)
     config = write_file(
         conf_dir / "kyoten.toml",
-        lab_config(c.primary, [c.standby], [c.pool_a, c.pool_b]),
+        lab_config(c.primary, [c.standby], [c.pool_a, c.pool_b], zabbix=zabbix),
         ZABBIX_USER,
         0o640,
     )
@@ -148,6 +147,40 @@ def test_promoted_standby_raises_two_primaries(
         includes={"kyoten.conf": render_userparameters(kyoten, str(config))},
     )
     agent.start()
+    return agent
+
+
+def test_zabbix_ha_template_sees_the_lab_server(
+    imported60: Any, zabbix60: Zabbix60, cluster: Any, lab_root: Path
+) -> None:
+    """The HA template, fed from the 6.0 server's own ha_node: one active node, discovered."""
+    db = zabbix60.db
+    target = LabZabbixDb(db.node.host, db.node.port, db.name, db.user, db.password)
+    agent = own_agent(cluster, lab_root, zabbix=target)
+    try:
+        api = imported60
+        macros = [*FAST, {"macro": "{$KYOTEN.ZBX.TARGET}", "value": "zabbix"}]
+        host = create_host(api, "zabbix-ha", "kyoten Zabbix HA cluster", agent.port, macros)
+        zabbix60.reload_config()
+        active = value_of(api, host, "kyoten.zabbix.ha.nodes_active")
+        assert wait_until(active, "active node count", 90) == "1"
+        node_id = db.node.value(
+            "SELECT ha_nodeid FROM ha_node WHERE name = 'site-a'", dbname=db.name
+        )
+        key = f'kyoten.zabbix.ha.nodes.status["{node_id}"]'
+        wait_until(lambda: item(api, host, key), "HA node site-a discovered", 60)
+        zabbix60.reload_config()
+        assert wait_until(value_of(api, host, key), "site-a node status", 60) == "3"  # active
+        assert not problems(api, host)
+    finally:
+        agent.stop()
+
+
+def test_promoted_standby_raises_two_primaries(
+    imported60: Any, zabbix60: Zabbix60, cluster_factory: Callable[[], Any], lab_root: Path
+) -> None:
+    c = cluster_factory()
+    agent = own_agent(c, lab_root)
     try:
         api = imported60
         host = create_host(api, "cross-site", "kyoten Cross-site invariants", agent.port, FAST)

@@ -135,3 +135,14 @@ def test_old_server_is_refused() -> None:
     with pytest.raises(ImportFailed, match="not supported") as exc:
         check_version((5, 4), "5.4.9")
     assert exc.value.code == 5
+
+
+def test_import_with_an_api_token(imported60: Any, zabbix60: Zabbix60) -> None:
+    """The unattended path (CI, configuration management): a token instead of a password."""
+    (tokenid,) = imported60.token.create(name="kyoten-import-test", userid="1")["tokenids"]
+    (generated,) = imported60.token.generate(tokenid)
+    from kyoten.agent import zabbix_import
+
+    argv = ["import", "--url", zabbix60.url, "--token", generated["token"]]
+    assert zabbix_import.main([*argv, "--templates"]) == 0
+    assert zabbix_import.main([*argv, "--check"]) == 0
