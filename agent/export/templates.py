@@ -510,7 +510,14 @@ _YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
 class _Dumper(yaml.SafeDumper):
-    """Every value scalar is a quoted string; a non-string value is a renderer bug."""
+    """Every value scalar is a quoted string; a non-string value is a renderer bug.
+
+    Sequences are indented under their key, as Zabbix's own exports are, so a generated file
+    reads like an exported one.
+    """
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
