@@ -241,7 +241,6 @@ def _dependent_item(
     metric: Metric,
     discovery: Discovery | None,
     rendered: Mapping[str, _RenderedTrigger],
-    scope: _Scope,
 ) -> Node:
     step: Node = {"type": "JSONPATH", "parameters": [_json_path(metric, discovery)]}
     if metric.optional:
@@ -326,7 +325,6 @@ def _graphs(family: Family, metrics: tuple[Metric, ...], discovery: Discovery | 
 def _discovery_rule(
     family: Family, discovery: Discovery, rendered: Mapping[str, _RenderedTrigger]
 ) -> Node:
-    scope = _scope(family, discovery)
     node: Node = {
         "uuid": stable_uuid(family.template, "discovery", discovery.key),
         "name": discovery.name,
@@ -346,7 +344,7 @@ def _discovery_rule(
             ],
         }
     node["item_prototypes"] = [
-        _dependent_item(family, m, discovery, rendered, scope) for m in discovery.metrics if m.item
+        _dependent_item(family, m, discovery, rendered) for m in discovery.metrics if m.item
     ]
     multi = _multi_item_triggers(discovery.metrics, discovery, rendered)
     if multi:
@@ -459,9 +457,8 @@ def template_export(family: Family, version: str) -> Node:
         raise ValueError(f"unsupported Zabbix export version {version!r}")
     tpl = family.template
     rendered = _all_triggers(family)
-    scope = _scope(family)
     items = [_master_item(family)]
-    items += [_dependent_item(family, m, None, rendered, scope) for m in family.metrics if m.item]
+    items += [_dependent_item(family, m, None, rendered) for m in family.metrics if m.item]
     graphs = _graphs(family, family.metrics, None)
     rules = [_discovery_rule(family, d, rendered) for d in family.discoveries]
     prototypes = [g for r in rules for g in r.get("graph_prototypes", [])]
