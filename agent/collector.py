@@ -104,7 +104,11 @@ class Collector:
     def postgres(self, t: PgTarget, deadline: float) -> Json:
         start = time.monotonic()
         with self.connector.connection(
-            f"pg/{t.name}", t.endpoint, f"PostgreSQL {t.name}", self._statement_timeout(deadline)
+            f"pg/{t.name}",
+            t.endpoint,
+            f"PostgreSQL {t.name}",
+            self.config.statement_timeout,
+            deadline,
         ) as conn:
             raw = query_postgres(conn)
         return shape_pg(
@@ -119,7 +123,10 @@ class Collector:
         start = time.monotonic()
         label = f"Pgpool-II {t.name}"
         try:
-            with self.connector.connection(f"pgpool/{t.name}", t.endpoint, label, None) as conn:
+            # no statement_timeout: Pgpool answers SHOW itself; the deadline cancels instead
+            with self.connector.connection(
+                f"pgpool/{t.name}", t.endpoint, label, None, deadline
+            ) as conn:
                 raw = query_pgpool_sql(conn, time.time())
         except TargetError as sql_error:
             if t.pcp is None:
@@ -143,7 +150,11 @@ class Collector:
     def zabbix(self, t: ZabbixTarget, deadline: float) -> Json:
         start = time.monotonic()
         with self.connector.connection(
-            f"zabbix/{t.name}", t.endpoint, f"Zabbix DB {t.name}", self._statement_timeout(deadline)
+            f"zabbix/{t.name}",
+            t.endpoint,
+            f"Zabbix DB {t.name}",
+            self.config.statement_timeout,
+            deadline,
         ) as conn:
             raw = query_zabbix(conn, time.time())
         return shape_zabbix(raw, target=t.name, site=t.site, duration=time.monotonic() - start)
@@ -186,6 +197,3 @@ class Collector:
     @staticmethod
     def _remaining(deadline: float) -> float:
         return max(deadline - time.monotonic(), 0.05)
-
-    def _statement_timeout(self, deadline: float) -> float:
-        return min(self.config.statement_timeout, self._remaining(deadline))

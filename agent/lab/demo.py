@@ -656,15 +656,16 @@ class Demo:
                 )
 
     def wait_first_values(self) -> None:
-        api = self.api()
+        """A value collected after this step started: the agent → server chain works now."""
+        api, since = self.api(), int(time.time())
 
         def arrived() -> bool:
             items = api.item.get(
                 filter={"key_": "kyoten.pg.duration"}, host="site-a", output=["lastclock"]
             )
-            return any(int(i["lastclock"]) > 0 for i in items)
+            return any(int(i["lastclock"]) >= since for i in items)
 
-        wait_for(arrived, "a first kyoten.pg value of site-a in Zabbix", timeout=120, interval=1)
+        wait_for(arrived, "a fresh kyoten.pg value of site-a in Zabbix", timeout=120, interval=1)
 
     def print_summary(self) -> None:
         p = self.p

@@ -7,7 +7,9 @@ a server-side statement_timeout, so a dead or stuck host cannot hold a poll for 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,9 +60,26 @@ class Connector:
 
     @contextmanager
     def connection(
-        self, name: str, ep: Endpoint, label: str, statement_timeout: float | None
+        self,
+        name: str,
+        ep: Endpoint,
+        label: str,
+        statement_timeout: float | None,
+        deadline: float,
     ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-        with self._lock(name):
+        """A connection for one query pass that must end by ``deadline`` (monotonic time).
+
+        Past the deadline the running query is cancelled (a cancel request, which Pgpool and
+        PostgreSQL both honour), so a hung server cannot hold a worker, or the target's lock,
+        beyond one poll; waiting for the lock is bounded by the same deadline.
+        """
+        lock = self._lock(name)
+        if not lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            raise TargetError(
+                f"{label} ({ep.address()}): no answer within the deadline "
+                "(an earlier request to it is still running)"
+            )
+        try:
             conn = self._conns.pop(name, None) if self.persistent else None
             if conn is not None and conn.closed:
                 conn = None
@@ -71,20 +90,36 @@ class Connector:
                     statement_timeout=statement_timeout,
                     label=label,
                 )
+            timer = threading.Timer(max(deadline - time.monotonic(), 0.001), _cancel, (conn,))
+            timer.daemon = True
+            timer.start()
             ok = False
             try:
                 yield conn
                 ok = True
+            except psycopg.errors.QueryCanceled:
+                raise TargetError(
+                    f"{label} ({ep.address()}): no answer within the deadline (query cancelled)"
+                ) from None
             except psycopg.Error as exc:
                 raise TargetError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
             finally:
+                timer.cancel()
                 if ok and self.persistent:
                     self._conns[name] = conn
                 else:
                     conn.close()
+        finally:
+            lock.release()
 
     def close(self) -> None:
         with self._guard:
             for conn in self._conns.values():
                 conn.close()
             self._conns.clear()
+
+
+def _cancel(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Ask the server to cancel whatever the connection runs (from the deadline timer)."""
+    with contextlib.suppress(Exception):  # already finished or closed: nothing to cancel
+        conn.cancel_safe(timeout=1.0)

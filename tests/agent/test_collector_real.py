@@ -297,3 +297,25 @@ def test_collector_persistent_mode_reconnects(cluster_factory: Callable[[], Any]
         assert again["in_recovery"] == first["in_recovery"] == 0
     finally:
         collector.close()
+
+
+def test_a_query_past_the_deadline_is_cancelled_and_the_target_freed(cluster: Any) -> None:
+    """A hung server must not hold the worker (plugin mode) or the target's lock."""
+    import time
+
+    from kyoten.agent.config import Endpoint
+    from kyoten.agent.errors import TargetError
+    from kyoten.agent.sources.connect import Connector
+
+    ep = Endpoint("127.0.0.1", cluster.primary.port, "postgres", "kyoten")
+    conn = Connector(persistent=True, connect_timeout=2)
+    start = time.monotonic()
+    with (
+        pytest.raises(TargetError, match=r"within the deadline \(query cancelled\)"),
+        conn.connection("t", ep, "PostgreSQL t", None, time.monotonic() + 0.5) as c,
+    ):
+        c.execute("SELECT pg_sleep(20)")
+    assert time.monotonic() - start < 2
+    with conn.connection("t", ep, "PostgreSQL t", None, time.monotonic() + 2) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)  # a fresh connection, lock free
+    conn.close()
