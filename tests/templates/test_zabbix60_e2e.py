@@ -176,17 +176,41 @@ def test_zabbix_ha_template_sees_the_lab_server(
         agent.stop()
 
 
-def test_promoted_standby_raises_two_primaries(
+def test_backend_held_down_then_promotion_raises_two_primaries(
     imported60: Any, zabbix60: Zabbix60, cluster_factory: Callable[[], Any], lab_root: Path
 ) -> None:
+    """On a throw-away cluster: a Pgpool holding a backend down pages per backend; promoting
+    the standby makes the cross-site host see two primaries (split brain)."""
     c = cluster_factory()
     agent = own_agent(c, lab_root)
     try:
         api = imported60
         host = create_host(api, "cross-site", "kyoten Cross-site invariants", agent.port, FAST)
+        pool = create_host(
+            api,
+            "pool-a-x",
+            pgpool.FAMILY.template,
+            agent.port,
+            [*FAST, _target("PGPOOL", "pool-a")],
+        )
         zabbix60.reload_config()
         primaries = value_of(api, host, "kyoten.cross.primaries")
         assert wait_until(primaries, "one primary before the promotion", 90) == "1"
+        status = 'kyoten.pgpool.backends.status["1"]'
+        wait_until(lambda: item(api, pool, status), "backend 1 discovered", 60)
+        zabbix60.reload_config()
+        wait_until(value_of(api, pool, status), "backend 1 status", 60)
+
+        c.pool_a.hold_down([1])  # restarted with the standby marked down in pgpool_status
+        start = time.monotonic()
+        down = wait_until(
+            lambda: [p for p in problems(api, pool) if p.startswith("Pgpool-II: backend 1 (")],
+            "backend-down problem",
+            60,
+        )
+        assert "Down" in down[0]
+        print(f"backend-down problem {time.monotonic() - start:.0f} s after the hold-down")
+
         c.standby.promote()
         start = time.monotonic()
         wait_until(
