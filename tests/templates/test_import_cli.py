@@ -1,0 +1,37 @@
+"""`kyoten import` through the real console script: dispatch, usage errors, no server needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from kyoten.agent.lab.procs import free_port
+
+KYOTEN = str(Path(sys.executable).with_name("kyoten"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KYOTEN, "import", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_unreachable_api_exits_3_without_leaking_the_token() -> None:
+    token = "0123456789abcdef" * 4
+    out = run("--url", f"http://127.0.0.1:{free_port()}", "--token", token)
+    assert out.returncode == 3
+    assert "cannot reach the Zabbix API" in out.stderr
+    assert token not in out.stderr + out.stdout
+
+
+def test_user_needs_a_password_file(tmp_path: Path) -> None:
+    out = run("--url", "http://127.0.0.1:1", "--user", "Admin")
+    assert out.returncode == 2 and "--password-file" in out.stderr
+    empty = tmp_path / "pw"
+    empty.write_text("")
+    out = run("--url", "http://127.0.0.1:1", "--user", "Admin", "--password-file", str(empty))
+    assert out.returncode == 2 and "empty" in out.stderr
+
+
+def test_token_and_user_are_exclusive() -> None:
+    out = run("--url", "http://127.0.0.1:1", "--token", "t", "--user", "Admin")
+    assert out.returncode == 2 and "not allowed with" in out.stderr
