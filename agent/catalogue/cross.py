@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from kyoten.agent.catalogue.common import NODATA, duration
-from kyoten.agent.catalogue.model import Family, Metric, Severity, Trigger, ValueMap, ValueType
+from kyoten.agent.catalogue.model import (
+    Family,
+    Macro,
+    Metric,
+    Severity,
+    Trigger,
+    ValueMap,
+    ValueType,
+)
 
 A = "Cross-site"
+WINDOW = Macro(
+    "{$KYOTEN.CROSS.WINDOW}",
+    "1m",
+    "How long Pgpools must disagree before it is a problem (a failover makes them differ "
+    "for a moment).",
+)
 BOOL_MAP = ValueMap("kyoten yes/no", (("0", "No"), ("1", "Yes")))
 
 FAMILY = Family(
@@ -21,7 +35,7 @@ FAMILY = Family(
     params=(),
     component="cross-site",
     tags=(("class", "software"), ("target", "kyoten")),
-    macros=(NODATA,),
+    macros=(NODATA, WINDOW),
     valuemaps=(BOOL_MAP,),
     metrics=(
         duration(A, "cross", "the cross-site targets"),
@@ -97,7 +111,7 @@ FAMILY = Family(
                 Trigger(
                     "cross.pgpool_disagree",
                     f"{A}: Pgpool-II instances disagree on the primary",
-                    "max(ITEM(pgpools_agree),1m)=0",
+                    "max(ITEM(pgpools_agree),{$KYOTEN.CROSS.WINDOW})=0",
                     Severity.HIGH,
                     "The sites' Pgpools send writes to different backends (each failed over on "
                     "its own): each site's Zabbix server may write to a different database.",
@@ -114,7 +128,7 @@ FAMILY = Family(
                 Trigger(
                     "cross.pgpool_status_mismatch",
                     f"{A}: Pgpool-II instances disagree on {{ITEM.LASTVALUE1}} backend status(es)",
-                    "min(ITEM(pgpool_status_mismatches),2m)>0",
+                    "min(ITEM(pgpool_status_mismatches),{$KYOTEN.CROSS.WINDOW})>0",
                     Severity.AVERAGE,
                     "One site's Pgpool detached a backend the other still uses.",
                     depends_on=("cross.pgpool_disagree",),

@@ -38,6 +38,11 @@ BUSY_HIGH = Macro(
     "Percentage of Pgpool child processes in use that is an emergency.",
 )
 BUSY_WINDOW = Macro("{$PGPOOL.CHILDREN.WINDOW}", "5m", "Window for the children triggers.")
+DRIFT_WINDOW = Macro(
+    "{$PGPOOL.DRIFT.WINDOW}",
+    "2m",
+    "A live backend held down this long is drift (not the moment of a failover).",
+)
 
 STATUS_MAP = ValueMap(
     "kyoten Pgpool backend status",
@@ -120,7 +125,7 @@ BACKENDS = Discovery(
                 Trigger(
                     "pgpool.drift",
                     "Pgpool-II holds live backend {#NODE} ({#BACKEND}) down",
-                    "min(ITEM(drift),2m)=1",
+                    "min(ITEM(drift),{$PGPOOL.DRIFT.WINDOW})=1",
                     Severity.HIGH,
                     "PostgreSQL answers but Pgpool will not use it. If it is the primary, writes "
                     "through this Pgpool fail. Re-attach with pcp_attach_node after checking it "
@@ -269,7 +274,7 @@ FAMILY = Family(
     params=(Param("target", TARGET),),
     component="pgpool",
     tags=(("class", "software"), ("target", "pgpool")),
-    macros=(NODATA, DELAY, BUSY_WARN, BUSY_HIGH, BUSY_WINDOW),
+    macros=(NODATA, DELAY, BUSY_WARN, BUSY_HIGH, BUSY_WINDOW, DRIFT_WINDOW),
     valuemaps=(STATUS_MAP, PG_STATUS_MAP, QUORUM_MAP, BOOL_MAP),
     metrics=(
         TARGET_FIELD,
@@ -287,10 +292,12 @@ FAMILY = Family(
                 Trigger(
                     "pgpool.sql_refused",
                     f"{A}: refuses SQL clients",
-                    "last(ITEM(via_pcp))=1",
+                    'count(ITEM(via_pcp),#2,"eq",1)=2',
                     Severity.DISASTER,
-                    "Pgpool accepts no new connections (all backends down in its view): the "
-                    "local Zabbix server cannot reach its database.",
+                    "Pgpool has accepted no new connections for two polls in a row (all "
+                    "backends down in its view): the local Zabbix server cannot reach its "
+                    "database. One refused poll alone is Pgpool's brief pause during a "
+                    "failover of any backend, and does not fire.",
                     depends_on=(_NODATA,),
                 ),
             ),
@@ -368,20 +375,22 @@ FAMILY = Family(
             f"{A}: Child processes in use",
             ValueType.UNSIGNED,
             "Children serving a client (SHOW POOL_PROCESSES, not 'Wait for connection'); "
-            "includes kyoten's own connection.",
+            "includes kyoten's own connection. null (no value) when read through PCP.",
             graph="children",
+            optional=True,
         ),
         Metric(
             "children_busy_pct",
             f"{A}: Child processes in use, %",
             ValueType.FLOAT,
-            "children_busy / children_total.",
+            "children_busy / children_total; null (no value) when read through PCP.",
             units="%",
+            optional=True,
             triggers=(
                 Trigger(
                     "pgpool.children_high",
                     f"{A}: child processes nearly exhausted "
-                    "(over {{$PGPOOL.CHILDREN.BUSY.MAX.HIGH}}%)",
+                    "(over {$PGPOOL.CHILDREN.BUSY.MAX.HIGH}%)",
                     "min(ITEM(children_busy_pct),{$PGPOOL.CHILDREN.WINDOW})>"
                     "{$PGPOOL.CHILDREN.BUSY.MAX.HIGH}",
                     Severity.HIGH,
@@ -391,7 +400,7 @@ FAMILY = Family(
                 ),
                 Trigger(
                     "pgpool.children_warn",
-                    f"{A}: child processes over {{{{$PGPOOL.CHILDREN.BUSY.MAX.WARN}}}}% in use",
+                    f"{A}: child processes over {{$PGPOOL.CHILDREN.BUSY.MAX.WARN}}% in use",
                     "min(ITEM(children_busy_pct),{$PGPOOL.CHILDREN.WINDOW})>"
                     "{$PGPOOL.CHILDREN.BUSY.MAX.WARN}",
                     Severity.WARNING,

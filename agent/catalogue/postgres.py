@@ -432,7 +432,7 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "pg.receiver_silent",
-                    f"{A}: primary silent for over {{{{$PG.RECEIVER.MSG_AGE.MAX.WARN}}}} s",
+                    f"{A}: primary silent for over {{$PG.RECEIVER.MSG_AGE.MAX.WARN}} s",
                     "min(ITEM(receiver_last_msg_age),2m)>{$PG.RECEIVER.MSG_AGE.MAX.WARN}",
                     Severity.WARNING,
                     "The receiver is connected but nothing (not even a keepalive) arrives.",

@@ -8,6 +8,8 @@ a server-side statement_timeout, so a dead or stuck host cannot hold a poll for 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -90,22 +92,20 @@ class Connector:
                     statement_timeout=statement_timeout,
                     label=label,
                 )
-            timer = threading.Timer(max(deadline - time.monotonic(), 0.001), _cancel, (conn,))
-            timer.daemon = True
-            timer.start()
+            expiry = _Expiry(conn, deadline - time.monotonic())
             ok = False
             try:
                 yield conn
                 ok = True
-            except psycopg.errors.QueryCanceled:
-                raise TargetError(
-                    f"{label} ({ep.address()}): no answer within the deadline (query cancelled)"
-                ) from None
             except psycopg.Error as exc:
+                if expiry.fired or isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise TargetError(
+                        f"{label} ({ep.address()}): no answer within the deadline (query cancelled)"
+                    ) from None
                 raise TargetError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
             finally:
-                timer.cancel()
-                if ok and self.persistent:
+                expiry.stop()
+                if ok and self.persistent and not expiry.fired:
                     self._conns[name] = conn
                 else:
                     conn.close()
@@ -119,7 +119,28 @@ class Connector:
             self._conns.clear()
 
 
-def _cancel(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Ask the server to cancel whatever the connection runs (from the deadline timer)."""
-    with contextlib.suppress(Exception):  # already finished or closed: nothing to cancel
-        conn.cancel_safe(timeout=1.0)
+class _Expiry:
+    """The deadline timer of one query pass: cancel the query, then cut the connection.
+
+    A cancel request is the polite way out, but a Pgpool child waiting on a dead backend may
+    not act on it; shutting the socket down is what finally wakes the blocked reader, so
+    the worker and the target's lock are free again whatever the server does.
+    """
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]], seconds: float) -> None:
+        self.conn = conn
+        self.fired = False
+        self.timer = threading.Timer(max(seconds, 0.001), self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self) -> None:
+        self.fired = True
+        with contextlib.suppress(Exception):  # finished or closed meanwhile: nothing to do
+            self.conn.cancel_safe(timeout=0.5)
+        with contextlib.suppress(Exception):
+            fd = self.conn.pgconn.socket
+            socket.socket(fileno=os.dup(fd)).shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self.timer.cancel()

@@ -76,3 +76,12 @@ def test_committed_artefacts_match_the_catalogue() -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_doubled_braces_in_trigger_texts() -> None:
+    """A '{{' is an f-string escape that leaked: Zabbix would show it literally."""
+    for fam in FAMILIES:
+        for m in (*fam.metrics, *[x for d in fam.discoveries for x in d.metrics]):
+            for t in m.triggers:
+                for text in (t.name, t.expression, t.recovery or "", t.description, t.opdata):
+                    assert "{{" not in text and "}}" not in text, (t.uid, text)

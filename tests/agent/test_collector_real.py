@@ -319,3 +319,35 @@ def test_a_query_past_the_deadline_is_cancelled_and_the_target_freed(cluster: An
     with conn.connection("t", ep, "PostgreSQL t", None, time.monotonic() + 2) as c:
         assert c.execute("SELECT 1").fetchone() == (1,)  # a fresh connection, lock free
     conn.close()
+
+
+def test_a_server_that_ignores_the_cancel_is_cut_off(cluster: Any) -> None:
+    """A frozen backend (SIGSTOP) cannot act on a cancel request; the socket is cut instead."""
+    import os
+    import signal
+    import time
+
+    from kyoten.agent.config import Endpoint
+    from kyoten.agent.errors import TargetError
+    from kyoten.agent.sources.connect import Connector
+
+    ep = Endpoint("127.0.0.1", cluster.primary.port, "postgres", "kyoten")
+    conn = Connector(persistent=True, connect_timeout=2)
+    with conn.connection("t", ep, "PostgreSQL t", None, time.monotonic() + 5) as c:
+        row = c.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+    backend = int(row[0])
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with (
+            pytest.raises(TargetError, match=r"within the deadline"),
+            conn.connection("t", ep, "PostgreSQL t", None, time.monotonic() + 0.5) as c,
+        ):
+            c.execute("SELECT 1")
+        assert time.monotonic() - start < 3
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    with conn.connection("t", ep, "PostgreSQL t", None, time.monotonic() + 3) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    conn.close()
