@@ -325,14 +325,30 @@ class Demo:
             ZBX_USER,
             0o640,
         )
-        if read_pid(node.workdir / "zabbix_server.pid") is None:
+        if read_pid(node.workdir / "zabbix_server.pid") is not None:
+            return
+        # A node that went away without saying so (its database link was cut) stays
+        # "standby" in ha_node until the failover delay passes, and Zabbix refuses to start
+        # a node of the same name until then ("found standby duplicate"): try again.
+        end = time.monotonic() + 120
+        while True:
             since = int(time.time())
+            log_size = node.log.stat().st_size if node.log.exists() else 0
             run(["zabbix_server", "-c", str(node.conf)], timeout=30)
-            wait_for(
-                lambda: self.ha_status(node.ha_node_name, since) in (0, 3),
-                f"Zabbix HA node {node.ha_node_name} to register",
-                timeout=90,
-            )
+            try:
+                wait_for(
+                    lambda since=since: self.ha_status(node.ha_node_name, since) in (0, 3),
+                    f"Zabbix HA node {node.ha_node_name} to register",
+                    timeout=30,
+                )
+                return
+            except LabError:
+                with open(node.log, errors="replace") as fh:
+                    fh.seek(log_size)
+                    duplicate = "duplicate" in fh.read()
+                if not duplicate or time.monotonic() > end:
+                    raise
+                time.sleep(5)
 
     def ha_status(self, name: str, since: int = 0) -> int | None:
         primary = self.roles()[0]
