@@ -31,7 +31,7 @@ Example::
         channel: "#ops-alerts"
         rate: 1                       # messages per second (Slack: about 1/s per channel)
         burst: 3
-        digest: {threshold: 20, window: 60, max: 50}
+        digest: {threshold: 20, window: 60, max: 50, interval: 10}
         mute: [{days: [sat, sun], start: "00:00", end: "08:00"}]
     routes:
       - {min_severity: 4, channels: [ops-slack], continue: true}
@@ -97,11 +97,13 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class DigestPolicy:
-    """Above ``threshold`` notifications per ``window`` seconds, send one digest of ``max``."""
+    """Storm control: above ``threshold`` events per ``window`` seconds, the channel sends at most
+    one digest (of up to ``max`` events) every ``interval`` seconds instead of one message each."""
 
     threshold: int = 0  # 0: never digest
     window: float = 60.0
     max: int = 50
+    interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,7 @@ def _channel(r: _Reader, name: str, node: Any, known_types: Sequence[str]) -> Ch
             threshold=r.integer(dg, "threshold", f"{path}.digest", 0),
             window=r.number(dg, "window", f"{path}.digest", 60.0, 1.0),
             max=r.integer(dg, "max", f"{path}.digest", 50, 2),
+            interval=r.number(dg, "interval", f"{path}.digest", 10.0, 0.0),
         ),
         mute=_mute(r, m.get("mute"), f"{path}.mute"),
         reassert=r.number(m, "reassert", path, 30.0, 1.0),
@@ -422,7 +425,9 @@ def parse_settings(
     backend = ob.get("backend", "sqlite")
     if backend not in ("sqlite", "postgresql"):
         r.err("outbox.backend", "must be sqlite or postgresql")
-    sync = str(ob.get("synchronous", "FULL")).upper()
+    sync_value = ob.get("synchronous", "FULL")
+    # YAML 1.1 reads a bare OFF as false.
+    sync = "OFF" if sync_value is False else str(sync_value).upper()
     if sync not in _SYNC:
         r.err("outbox.synchronous", f"must be one of {', '.join(_SYNC)}")
     if backend == "postgresql" and not ob.get("conninfo"):

@@ -259,6 +259,8 @@ def parse_update_actions(text: str) -> frozenset[UpdateAction]:
 
 def _clean(value: str) -> str:
     value = value.strip()
+    if value[:1] not in ("{", "*"):  # the common case, without a regex
+        return value
     return "" if _UNRESOLVED.match(value) else value
 
 

@@ -14,8 +14,9 @@ outbox; one *lane* per configured channel then drains that channel's deliveries:
 * **rate limit** — a token bucket per channel (``rate``/``burst``; Slack ≈ 1 message/s/channel);
 * **mute windows** — deliveries due inside a window are recorded as muted, not sent (state
   channels still get their snapshot, flagged ``muted``);
-* **digest** — when more than ``digest.threshold`` events went through a channel within
-  ``digest.window`` seconds, the pending ones go out as one digest message instead of a flood;
+* **digest** — when more than ``digest.threshold`` events were routed to a channel within
+  ``digest.window`` seconds (a storm), the channel sends one digest of the pending ones at most
+  every ``digest.interval`` seconds instead of a message per event;
 * **state channels** — get the full set of open problems routed to them, on every change, at
   start-up (rebuilding a tower after a restart) and every ``reassert`` seconds.
 
@@ -94,18 +95,20 @@ class Lane:
     bucket: TokenBucket
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     paused_until: float = 0.0
-    recent: collections.deque[float] = field(default_factory=collections.deque)
+    recent: collections.deque[float] = field(default_factory=collections.deque)  # arrivals
     last_error: str = ""
     last_error_at: float | None = None
     last_ok_at: float | None = None
     next_reassert: float = 0.0
+    hold_until: float = 0.0  # storm: no digest before this
+    last_digest_at: float = 0.0
 
     @property
     def name(self) -> str:
         return self.cfg.name
 
     def storm_level(self, now: float) -> int:
-        """Events that went through in the digest window."""
+        """Events routed to this channel in the digest window (by this bridge)."""
         horizon = now - self.cfg.digest.window
         while self.recent and self.recent[0] < horizon:
             self.recent.popleft()
@@ -193,6 +196,8 @@ class Pipeline:
                 settings.channel(name),
                 ch,
                 TokenBucket(settings.channel(name).rate, settings.channel(name).burst, clock),
+                # Only "at least threshold arrivals in the window" matters: keep that many.
+                recent=collections.deque(maxlen=max(1, settings.channel(name).digest.threshold)),
             )
             for name, ch in channels.items()
         }
@@ -205,9 +210,12 @@ class Pipeline:
         acc = await self.outbox.accept(event, route(self.settings.routes, event), self.clock())
         if acc.new:
             self.metrics.accepted.labels(event.kind.value).inc()
+            now = self.clock()
             for c in acc.channels:
                 lane = self.lanes.get(c)
                 if lane is not None:
+                    if lane.cfg.digest.threshold:
+                        lane.recent.append(now)
                     lane.wake.set()
         else:
             self.metrics.duplicates.inc()
@@ -224,12 +232,15 @@ class Pipeline:
 
     async def stop(self) -> None:
         """Cancel the workers; anything not finished stays pending in the outbox."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        while tasks:
+            for t in tasks:
+                t.cancel()
+            done, pending = await asyncio.wait(tasks, timeout=5)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    log.error("worker %s ended with %r", t.get_name(), t.exception())
+            tasks = list(pending)
 
     async def _guard(self, lane: Lane, run: Callable[[Lane], Any]) -> None:
         """Keep a lane alive through unexpected errors (e.g. the database blipping)."""
@@ -305,7 +316,8 @@ class Pipeline:
     async def _call(self, lane: Lane, coro: Any) -> Any:
         """Await a channel call with a timeout; map every failure to ChannelError."""
         try:
-            return await asyncio.wait_for(coro, SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                return await coro
         except ChannelError:
             raise
         except TimeoutError:
@@ -318,10 +330,16 @@ class Pipeline:
 
     async def _idle(self, lane: Lane, timeout: float) -> None:
         now = self.clock()
-        if lane.paused_until > now:
-            timeout = lane.paused_until - now
+        hold = max(lane.paused_until, lane.hold_until)
+        if hold > now:  # Retry-After or storm interval: new events must not wake the lane
+            await asyncio.sleep(hold - now)
+            lane.wake.clear()
+            return
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # coincides with the wake-up, and the lane would then never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(lane.wake.wait(), max(0.0, timeout))
+            async with asyncio.timeout(max(0.0, timeout)):
+                await lane.wake.wait()
         lane.wake.clear()
 
     # -- event channels ------------------------------------------------------------------
@@ -334,6 +352,9 @@ class Pipeline:
                 now = self.clock()
                 dg = lane.cfg.digest
                 storm = dg.threshold > 0 and lane.storm_level(now) >= dg.threshold
+                if storm and now < lane.last_digest_at + dg.interval:
+                    lane.hold_until = lane.last_digest_at + dg.interval
+                    break
                 # One delivery per claim outside a storm: its outcome is committed before the next
                 # send, so a crash can repeat at most the one message in flight.
                 async with self.outbox.claim(lane.name, dg.max if storm else 1, now) as claim:
@@ -359,7 +380,6 @@ class Pipeline:
             wait = lane.bucket.delay()
             if wait > 0:
                 await asyncio.sleep(wait)
-            lane.recent.append(self.clock())
             try:
                 receipt = await self._call(
                     lane, channel.send(Notification(item.event, item.thread))
@@ -380,7 +400,7 @@ class Pipeline:
         if wait > 0:
             await asyncio.sleep(wait)
         events = tuple(i.event for i in items)
-        lane.recent.extend([self.clock()] * len(items))
+        lane.last_digest_at = self.clock()
         try:
             await self._call(lane, channel.send(Notification(events[0], None, events)))
         except ChannelError as exc:

@@ -1,5 +1,8 @@
 """E-mail channel (aiosmtplib): text + HTML, threaded by deterministic Message-IDs.
 
+One SMTP session is kept open between mails (reopened after a failure or when idle), because a
+session per mail costs more than the mail during a burst.
+
 The problem mail's Message-ID is derived from the event id, so follow-ups can point
 ``In-Reply-To``/``References`` at it without any lookup, and carry ``Re: <problem subject>``
 because Gmail also wants a similar subject before it threads. Follow-ups get a Message-ID derived
@@ -14,8 +17,10 @@ Settings: ``host``, ``port`` (default by security: 25 / 587 / 465), ``security``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ssl
+import time
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -29,6 +34,8 @@ from ..events import Event, Kind
 from .base import ChannelError, ChannelResources, Notification, Receipt
 
 _PORTS = {"none": 25, "starttls": 587, "tls": 465}
+#: A session idle longer than this is reopened rather than trusted (servers drop idle ones).
+IDLE_RECONNECT = 20.0
 
 
 def problem_message_id(event_id: str, domain: str) -> str:
@@ -92,6 +99,8 @@ class MailChannel:
         self.timeout = timeout
         self.verify = verify
         self.domain = domain
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
 
     def compose(self, n: Notification) -> EmailMessage:
         """The message for ``n`` (pure: no I/O), exposed for tests and previews."""
@@ -124,16 +133,20 @@ class MailChannel:
         msg.add_alternative(render.html_body(event), subtype="html")
         return msg
 
-    async def send(self, notification: Notification) -> Receipt | None:
-        msg = self.compose(notification)
-        tls_context = None
-        if not self.verify:
-            tls_context = ssl.create_default_context()
-            tls_context.check_hostname = False
-            tls_context.verify_mode = ssl.CERT_NONE
-        try:
-            await aiosmtplib.send(
-                msg,
+    async def _client(self) -> aiosmtplib.SMTP:
+        """The open SMTP session, (re)connected when missing or idle too long."""
+        now = time.monotonic()
+        if self._smtp is not None and (
+            not self._smtp.is_connected or now - self._last_used > IDLE_RECONNECT
+        ):
+            self._drop()
+        if self._smtp is None:
+            tls_context = None
+            if not self.verify:
+                tls_context = ssl.create_default_context()
+                tls_context.check_hostname = False
+                tls_context.verify_mode = ssl.CERT_NONE
+            client = aiosmtplib.SMTP(
                 hostname=self.host,
                 port=self.port,
                 username=self._username or None,
@@ -143,14 +156,33 @@ class MailChannel:
                 tls_context=tls_context,
                 timeout=self.timeout,
             )
+            await client.connect()  # STARTTLS and AUTH as configured
+            self._smtp = client
+        return self._smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    async def send(self, notification: Notification) -> Receipt | None:
+        msg = self.compose(notification)
+        try:
+            client = await self._client()
+            await client.send_message(msg)
         except Exception as exc:
+            self._drop()  # whatever state the session is in, start afresh next time
             raise classify(exc) from None
+        self._last_used = time.monotonic()
         if notification.event.kind is Kind.PROBLEM and not notification.digest:
             return {"message_id": str(msg["Message-ID"]), "subject": str(msg["Subject"])}
         return None
 
     async def aclose(self) -> None:
-        return None
+        if self._smtp is not None and self._smtp.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException):
+                await self._smtp.quit()
+        self._drop()
 
     def __repr__(self) -> str:  # never show credentials
         return f"MailChannel({self.name!r}, {self.host}:{self.port}, {self.security})"

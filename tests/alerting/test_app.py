@@ -247,7 +247,7 @@ async def test_storm_becomes_a_digest(
     aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack
 ) -> None:
     doc = bridge_config(tmp_path, None, slack)
-    doc["channels"]["slack"]["digest"] = {"threshold": 3, "window": 60, "max": 50}
+    doc["channels"]["slack"]["digest"] = {"threshold": 3, "window": 60, "max": 50, "interval": 0.2}
     slack.delay = 0.05  # slow enough that a backlog builds up
     client = await start(aiohttp_client, tmp_path, doc)
     for i in range(30):
