@@ -1,0 +1,140 @@
+"""Configuration (every error at once, secrets from files) and pure routing / mute windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kyoten.alerting.config import ConfigError, MuteWindow, parse_settings
+from kyoten.alerting.events import parse_event
+from kyoten.alerting.routing import route
+
+from .conftest import payload
+
+TYPES = ("mail", "slack")
+
+
+def doc(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "token": "t" * 20,
+        "channels": {
+            "ops-mail": {"type": "mail", "host": "h", "from": "a@b.c", "to": ["x@b.c"]},
+            "ops-slack": {"type": "slack", "token": "xoxb-1", "channel": "#ops"},
+        },
+        "routes": [{"channels": ["ops-mail"]}],
+    }
+    base.update(over)
+    return base
+
+
+def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
+    bad = doc(
+        token="short",
+        outbox={"backend": "mysql", "synchronous": "SOMETIMES"},
+        channels={"x": {"type": "pager", "rate": -1, "mute": [{"start": "25:00", "end": "x"}]}},
+        routes=[
+            {
+                "channels": ["nope"],
+                "min_severity": "disaster",
+                "max_severity": "warning",
+                "colour": "red",
+            }
+        ],
+        timezone="Mars/Olympus",
+        surprise=1,
+    )
+    with pytest.raises(ConfigError) as exc:
+        parse_settings(bad, base=tmp_path, known_types=TYPES)
+    text = "\n".join(exc.value.errors)
+    for needle in (
+        "token:",
+        "outbox.backend",
+        "outbox.synchronous",
+        "channels.x.type",
+        "channels.x.rate",
+        "mute[0].start",
+        "mute[0].end",
+        "unknown channel 'nope'",
+        "min_severity is above max_severity",
+        "routes[0].colour",
+        "timezone",
+        "surprise: unknown setting",
+    ):
+        assert needle in text, needle
+
+
+def test_secrets_come_from_files_and_are_listed_for_redaction(tmp_path: Path) -> None:
+    (tmp_path / "intake.token").write_text("intake-token-from-a-file\n")
+    (tmp_path / "slack.token").write_text("xoxb-from-a-file\n")
+    d = doc(token_file="intake.token")
+    del d["token"]
+    d["channels"]["ops-slack"] = {"type": "slack", "token_file": "slack.token", "channel": "#o"}
+    d["outbox"] = {"synchronous": False}  # YAML's bare OFF
+    s = parse_settings(d, base=tmp_path, known_types=TYPES)
+    assert s.token == "intake-token-from-a-file"
+    assert s.channel("ops-slack").settings["token"] == "xoxb-from-a-file"
+    assert {"intake-token-from-a-file", "xoxb-from-a-file"} <= set(s.secrets())
+    assert s.outbox.synchronous == "OFF"
+
+
+def test_missing_secret_file_is_an_error(tmp_path: Path) -> None:
+    d = doc(token_file="missing.token")
+    del d["token"]
+    with pytest.raises(ConfigError, match=r"token_file: cannot read"):
+        parse_settings(d, base=tmp_path, known_types=TYPES)
+
+
+def routes_of(rules: list[dict[str, Any]], tmp_path: Path) -> Any:
+    return parse_settings(doc(routes=rules), base=tmp_path, known_types=TYPES).routes
+
+
+def test_routing_conditions_and_continue(tmp_path: Path) -> None:
+    rules = routes_of(
+        [
+            {"min_severity": "high", "channels": ["ops-slack"], "continue": True},
+            {
+                "tags": {"service": ["db", "pgpool"]},
+                "host_groups": ["Databases"],
+                "channels": ["ops-mail"],
+            },
+            {"channels": ["ops-slack"]},
+        ],
+        tmp_path,
+    )
+    high_db = parse_event(payload("1"))
+    assert route(rules, high_db) == ("ops-slack", "ops-mail")
+    warning_db = parse_event(payload("2", **{"{EVENT.NSEVERITY}": "2"}))
+    assert route(rules, warning_db) == ("ops-mail",)
+    warning_web = parse_event(
+        payload(
+            "3",
+            **{"{EVENT.NSEVERITY}": "2", "{EVENT.TAGSJSON}": '[{"tag":"service","value":"web"}]'},
+        )
+    )
+    assert route(rules, warning_web) == ("ops-slack",)
+
+
+def test_tag_presence_and_send_to(tmp_path: Path) -> None:
+    rules = routes_of(
+        [{"tags": {"service": "*"}, "send_to": ["night"], "channels": ["ops-mail"]}], tmp_path
+    )
+    assert route(rules, parse_event(payload("1"))) == ()  # send_to is "ops"
+    ev = parse_event(payload("1", **{"{ALERT.SENDTO}": "night"}))
+    assert route(rules, ev) == ("ops-mail",)
+
+
+@pytest.mark.parametrize(
+    ("when", "active"),
+    [
+        ("2026-11-27 23:30", True),  # Friday night, inside
+        ("2026-11-28 06:59", True),  # Saturday morning: the window started on Friday
+        ("2026-11-28 07:00", False),
+        ("2026-11-28 23:30", False),  # Saturday night: the window is for Fridays only
+        ("2026-11-27 21:59", False),
+    ],
+)
+def test_mute_window_across_midnight(when: str, active: bool) -> None:
+    window = MuteWindow(frozenset({4}), dt.time(22, 0), dt.time(7, 0))
+    assert window.active(dt.datetime.fromisoformat(when)) is active
