@@ -323,7 +323,13 @@ class Pipeline:
         except TimeoutError:
             raise ChannelError(f"no answer within {SEND_TIMEOUT:.0f}s", retryable=True) from None
         except Exception as exc:
-            log.exception("%s: unexpected error from channel", lane.name)
+            # No traceback: exception text from libraries can carry URLs or credentials.
+            log.error(
+                "%s: unexpected %s from channel: %s",
+                lane.name,
+                type(exc).__name__,
+                self.redact(str(exc)),
+            )
             raise ChannelError(
                 f"unexpected {type(exc).__name__}: {self.redact(str(exc))}", retryable=True
             ) from None
