@@ -520,16 +520,97 @@ def report(r: dict[str, Any], seconds: float) -> bool:
     return ok
 
 
+# -- PATLITE tower: accept → tower frame (issue 6 §7; owned by the tower work) ---------------
+# The bridge runs as its own process with one tower channel pointing at a PNS emulator in this
+# process, which timestamps the S frame that changes its lamps (time.monotonic is system-wide).
+# Events alternate: a High problem (tower → red blinking), then its recovery (→ green).
+# bench/tower.py measures the bare encode → TCP → ACK round trip.
+
+TOWER_GOAL_P99_MS = 50.0
+
+
+async def tower_latency(events: int, workdir: Path) -> list[float]:
+    """Seconds from each webhook POST to the tower frame it causes, ``events`` times."""
+    from kyoten.hardware.emulator import EmulatedTower, TcpFrontEnd
+    from kyoten.hardware.model import Light
+    from kyoten.hardware.protocol.pns import PnsNh
+
+    frames: list[float] = []
+    tower = EmulatedTower(PnsNh(), on_change=lambda _: frames.append(time.monotonic()))
+    front = TcpFrontEnd(tower)
+    await front.start()
+    port = free_port()
+    config = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "token": TOKEN,
+        "outbox": {"backend": "sqlite", "path": str(workdir / "tower.db"), "synchronous": "FULL"},
+        "channels": {"tower": {"type": "tower", "url": f"pns://127.0.0.1:{front.port}?model=nh"}},
+        "routes": [{"channels": ["tower"]}],
+    }
+    (workdir / "tower.yaml").write_text(yaml.safe_dump(config))
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "kyoten.alerting", "serve", "--config", str(workdir / "tower.yaml"),
+         "--log-level", "warning", "--no-access-log"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    latencies: list[float] = []
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/health", bridge, "bridge")
+        await tower.wait_for(lambda s: s.green is Light.ON, 10)  # start-up: nothing open
+        recovery = {
+            "event_value": "0",
+            "event_recovery_date": "2026.11.28",
+            "event_recovery_time": "19:31:00",
+        }
+        async with aiohttp.ClientSession() as http:
+            for i in range(events):
+                body = zabbix_body(str(4 * 10**12 + i // 2))
+                if i % 2:
+                    body = {**body, **recovery}
+                seen = len(frames)
+                started = time.monotonic()
+                async with http.post(
+                    f"http://127.0.0.1:{port}/v1/events",
+                    json=body,
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                ) as resp:
+                    if resp.status != 202:
+                        raise RuntimeError(f"bridge answered {resp.status}: {await resp.text()}")
+                await tower.wait_for(lambda _, n=seen: len(frames) > n, 5)
+                latencies.append(frames[seen] - started)
+    finally:
+        stop(bridge)
+        await front.stop()
+    return latencies
+
+
+def report_tower(latencies: list[float]) -> bool:
+    p50, p99 = pct(latencies, 0.5) * 1e3, pct(latencies, 0.99) * 1e3
+    ok = p99 <= TOWER_GOAL_P99_MS
+    print(
+        f"  accept -> PATLITE tower frame (PNS over TCP, emulator), {len(latencies)} events: "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= {TOWER_GOAL_P99_MS:.0f} ms: "
+        f"{'met' if ok else 'NOT met'})"
+    )
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument(
         "--fakes", nargs=2, type=int, metavar=("SLACK_PORT", "SMTP_PORT"), help=argparse.SUPPRESS
     )  # internal: run the fake channels
+    parser.add_argument("--tower-events", type=int, default=200, help="0 skips the tower phase")
+    parser.add_argument("--tower-only", action="store_true", help="only the tower phase (no wrk)")
     args = parser.parse_args()
     if args.fakes:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_fakes(*args.fakes))
+        return 0
+    if args.tower_only:
+        with tempfile.TemporaryDirectory(prefix="kyoten-bench-") as tmp:
+            report_tower(asyncio.run(tower_latency(args.tower_events, Path(tmp))))
         return 0
     if shutil.which("wrk") is None:
         print("bench/bridge.py needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -537,6 +618,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kyoten-bench-") as tmp:
         results = asyncio.run(run(args.seconds, Path(tmp)))
     report(results, args.seconds)
+    if args.tower_events:
+        with tempfile.TemporaryDirectory(prefix="kyoten-bench-") as tmp:
+            report_tower(asyncio.run(tower_latency(args.tower_events, Path(tmp))))
     return 0
 
 
