@@ -221,7 +221,7 @@ async def wrk(
     """Closed-loop load: ``senders`` connections, each one request at a time."""
     script = workdir / "bench.lua"
     script.write_text(WRK_LUA)
-    threads = min(senders, 2)
+    threads = 1  # one wrk thread drives 16 connections easily and leaves a core to the server
     proc = await asyncio.create_subprocess_exec(
         "wrk",
         "-t",
