@@ -30,7 +30,7 @@ from kyoten.agent.export.userparameters import render_userparameters
 from kyoten.agent.lab.agent2 import Agent2
 from kyoten.agent.lab.cluster import build_cluster
 from kyoten.agent.lab.postgres import PG_USER, REPL_USER, pg_bindir
-from kyoten.agent.lab.procs import free_port, make_dir, spawn, stop_pid
+from kyoten.agent.lab.procs import make_dir, spawn, stop_pid
 from zabbix_utils import Getter
 
 
@@ -79,14 +79,13 @@ def main() -> int:
         psql = shutil.which("psql") or "/usr/bin/psql"
         ref = (
             f"UserParameter=ref.psql.recovery,{psql} -X -qtA -h 127.0.0.1 -p "
-            f"{cluster.primary.port} -U kyoten -d postgres -c 'SELECT pg_is_in_recovery()'\n"
+            f"{cluster.primary.port} -U kyoten -d postgres -c 'SELECT pg_is_in_recovery()'"
         )
         kyoten = str(Path(sys.executable).with_name("kyoten"))
         agent = Agent2(
             root / "agent2",
-            free_port(),
+            [*render_userparameters(kyoten, str(config)).splitlines(), ref],
             timeout=10,
-            includes={"kyoten.conf": render_userparameters(kyoten, str(config)), "ref.conf": ref},
         )
         agent.start()
         getter = Getter(host="127.0.0.1", port=agent.port, timeout=15)

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kyoten.agent.export.userparameters import render_userparameters
+from kyoten.agent.lab import agent2 as lab
 from kyoten.agent.lab.cluster import build_cluster
 from kyoten.agent.lab.postgres import MONITOR_USER, pg_bindir
-from kyoten.agent.plugin import lab
 from zabbix_utils import Getter
 
 PG_KEY = "kyoten.pg[site-a]"

@@ -18,7 +18,6 @@ from kyoten.agent.export.userparameters import render_userparameters
 from kyoten.agent.lab.agent2 import Agent2
 from kyoten.agent.lab.cluster import Cluster, build_cluster
 from kyoten.agent.lab.postgres import PgNode
-from kyoten.agent.lab.procs import free_port
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +81,7 @@ def agent2(kyoten_config: Path, lab_root: Path) -> Iterator[Agent2]:
     """zabbix_agent2 (as user zabbix) with kyoten's generated UserParameters."""
     agent = Agent2(
         lab_root / "agent2",
-        free_port(),
-        includes={"kyoten.conf": render_userparameters(kyoten_binary(), str(kyoten_config))},
+        render_userparameters(kyoten_binary(), str(kyoten_config)).splitlines(),
     )
     agent.start()
     yield agent

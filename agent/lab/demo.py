@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
+from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
 from kyoten.agent.lab.cluster import Cluster
 from kyoten.agent.lab.config import ZabbixDb as ZabbixTarget
 from kyoten.agent.lab.config import lab_config
@@ -136,7 +136,7 @@ class Demo:
         )
         self.cluster = Cluster(self.primary, self.standby, self.pool_a, self.pool_b)
         self.run_dir = root / "run"
-        self.agent = Agent2(root / "agent2", p.agent, hostname="kyoten-demo", timeout=10)
+        self.agent = Agent2(root / "agent2", port=p.agent, hostname="kyoten-demo", timeout=10)
         self.web_url = f"http://127.0.0.1:{p.web}"
 
     # ------------------------------------------------------------------ small helpers
@@ -372,60 +372,20 @@ class Demo:
         self.start_frontend()
 
     def start_frontend(self) -> None:
-        """Debian's frontend via ``php -S``, reading our config through site A's Pgpool.
-
-        Debian's frontend reads the fixed path /etc/zabbix/zabbix.conf.php (and nothing else
-        under /etc/zabbix). Rather than repointing that path for the whole machine, and for
-        any other frontend on it, PHP runs in a mount namespace of its own in which our
-        directory is bind-mounted over /etc/zabbix.
-        """
-        from kyoten.agent.lab.zabbix import (
-            DEBIAN_FRONTEND,
-            FRONTEND_CONFIG,
-            PHP_SETTINGS,
-            WEB_USER,
-            frontend_conf,
-            wait_api,
-        )
+        """The frontend, reading the database through site A's Pgpool like the server."""
+        from kyoten.agent.lab.zabbix import frontend_conf, serve_frontend, wait_api
 
         web = make_dir(self.root / "web", "root", 0o755)
-        conf = write_file(
+        write_file(
             web / "zabbix.conf.php",
             frontend_conf(self.zabbix_db_view(self.pool_a), None, "kyoten demo"),
             "root",
             0o644,
         )
-        FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)  # the mount point
-        php = [
-            "setpriv",
-            f"--reuid={WEB_USER}",
-            f"--regid={WEB_USER}",
-            "--init-groups",
-            "--",
-            "php",
-            *PHP_SETTINGS,
-            "-S",
-            f"127.0.0.1:{self.p.web}",
-            "-t",
-            str(DEBIAN_FRONTEND),
-        ]
-        self.daemon(
-            "frontend",
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                'mount --bind "$0" "$1" && shift && exec "$@"',
-                str(conf.parent),
-                str(FRONTEND_CONFIG.parent),
-                *php,
-            ],
-            self.p.web,
-            env={"PHP_CLI_SERVER_WORKERS": "4"},
-        )
+        if read_pid(self.pidfile("frontend")) is None or not port_open(self.p.web):
+            make_dir(self.run_dir, "root", 0o755)
+            proc = serve_frontend(web, self.p.web, self.run_dir / "frontend.log")
+            self.pidfile("frontend").write_text(f"{proc.pid}\n")
         wait_api(self.p.web)
 
     def up_agent(self) -> None:
@@ -443,12 +403,11 @@ class Demo:
         )
         make_dir(self.config_path.parent, ZABBIX_USER, 0o755)
         write_file(self.config_path, text, ZABBIX_USER, 0o640)
-        self.agent.includes = {
-            "kyoten-plugin.conf": render_plugin_conf(
-                self.script("kyoten-agent2-plugin"), str(self.config_path)
-            )
-        }
-        self.agent.start()
+        self.agent.extra = render_plugin_conf(
+            self.script("kyoten-agent2-plugin"), str(self.config_path)
+        ).splitlines()
+        if read_pid(self.agent.pidfile) is None:
+            self.agent.start()
 
     def import_templates(self) -> None:
         pw = self.root / "secrets" / "zabbix-admin"
@@ -722,7 +681,7 @@ Stop:               kyoten demo down""")
         for name in ("bridge", "slack", "smtp", "tower"):
             self.stop_daemon(name)
         self.stop_daemon("frontend", group=True)
-        self.agent.stop()
+        stop_agent_in(self.agent.root)
         for node in self.zabbix_nodes().values():
             stop_pid(read_pid(node.workdir / "zabbix_server.pid"), "zabbix_server", timeout=60)
         self.cluster.stop()

@@ -25,6 +25,7 @@ from typing import Any
 from kyoten.agent.lab.postgres import PG_USER, PgNode
 from kyoten.agent.lab.procs import (
     LabError,
+    free_port,
     make_dir,
     port_open,
     read_pid,
@@ -47,20 +48,8 @@ _TRANSACTION_LINES = {b"START TRANSACTION;\n", b"BEGIN;\n", b"COMMIT;\n"}
 
 
 def zabbix_port() -> int:
-    """A free port Zabbix accepts: its daemons refuse ListenPort above 32767, and the kernel's
-    ephemeral range (what ``free_port`` hands out) starts at 32768."""
-    import random
-    import socket
-
-    for _ in range(200):
-        port = random.randint(20000, 32767)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise LabError("no free TCP port between 20000 and 32767")
+    """A free port Zabbix accepts (its daemons refuse ListenPort above 32767)."""
+    return free_port()
 
 
 # ---------------------------------------------------------------------------------- database
@@ -301,6 +290,41 @@ def login(port: int) -> Any:
     return ZabbixAPI(url=api_url(port), user=ADMIN_USER, password=ADMIN_PASSWORD, timeout=60)
 
 
+def private_mount(source: Path, target: Path, argv: Sequence[str]) -> list[str]:
+    """``argv`` run in a mount namespace of its own where ``source`` is bind-mounted over
+    ``target``: the process sees our file or directory, the rest of the machine does not."""
+    return [
+        *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+        'mount --bind "$0" "$1" && shift && exec "$@"',
+        *(str(source), str(target), *argv),
+    ]
+
+
+def serve_frontend(
+    conf_dir: Path, port: int, log: Path, workers: int = 4
+) -> subprocess.Popen[bytes]:
+    """Debian's 6.0 frontend under ``php -S`` on 127.0.0.1:``port``, reading
+    ``conf_dir/zabbix.conf.php``.
+
+    Debian's frontend reads the fixed path /etc/zabbix/zabbix.conf.php (nothing else under
+    /etc/zabbix). Instead of repointing that path for the whole machine, which would break
+    any other frontend on it (a parallel test run, ``kyoten demo``), PHP runs where
+    ``conf_dir`` is bind-mounted over /etc/zabbix. php -S forks its workers into its own
+    process group: stop it with ``stop_pid(proc.pid, ..., group=True)``.
+    """
+    FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)  # the mount point
+    php = [
+        *("setpriv", f"--reuid={WEB_USER}", f"--regid={WEB_USER}", "--init-groups", "--"),
+        *("php", *PHP_SETTINGS, "-S", f"127.0.0.1:{port}", "-t", str(DEBIAN_FRONTEND)),
+    ]
+    return spawn(
+        private_mount(conf_dir, FRONTEND_CONFIG.parent, php),
+        user=None,
+        log=log,
+        env={"PHP_CLI_SERVER_WORKERS": str(workers)},
+    )
+
+
 # ---------------------------------------------------------------------------------- 6.0
 @dataclass
 class Zabbix60:
@@ -357,36 +381,13 @@ class Zabbix60:
             raise LabError(f"{exc}; log tail:\n{tail}") from exc
 
     def start_frontend(self) -> None:
-        """``php -S`` over Debian's frontend, in a mount namespace of its own.
-
-        Debian's frontend reads the fixed path /etc/zabbix/zabbix.conf.php. Instead of pointing
-        that path at our file for the whole machine (which breaks any other lab frontend, e.g.
-        ``kyoten demo`` or a parallel test run), PHP runs in a private mount namespace where our
-        file is bind-mounted over it; outside, the path is at most an empty mount point.
-        """
+        """``php -S`` over Debian's frontend, reading our config (see :func:`serve_frontend`)."""
         web = make_dir(self.workdir / "web", "root", 0o755)
-        conf = write_file(
+        write_file(
             web / "zabbix.conf.php", frontend_conf(self.db, None, "kyoten lab 6.0"), "root", 0o644
         )
-        if FRONTEND_CONFIG.is_symlink() and not FRONTEND_CONFIG.exists():
-            FRONTEND_CONFIG.unlink()  # dangling, left by an older lab: would break the mount
-        if not FRONTEND_CONFIG.exists():
-            FRONTEND_CONFIG.parent.mkdir(parents=True, exist_ok=True)
-            FRONTEND_CONFIG.touch()  # the mount point; Debian's package ships none
         if self.php is None:
-            self.php = spawn(
-                [
-                    *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
-                    'mount --bind "$0" "$1" && shift && exec "$@"',
-                    *(str(conf), str(FRONTEND_CONFIG)),
-                    *("setpriv", f"--reuid={WEB_USER}", f"--regid={WEB_USER}", "--init-groups"),
-                    *("--", "php", *PHP_SETTINGS, "-S", f"127.0.0.1:{self.web_port}"),
-                    *("-t", str(DEBIAN_FRONTEND)),
-                ],
-                user=None,
-                log=web / "php.log",
-                env={"PHP_CLI_SERVER_WORKERS": "4"},
-            )
+            self.php = serve_frontend(web, self.web_port, web / "php.log")
         wait_api(self.web_port)
 
     def api(self) -> Any:
@@ -414,7 +415,9 @@ __all__ = [
     "api_url",
     "frontend_conf",
     "login",
+    "private_mount",
     "schema_files",
+    "serve_frontend",
     "server_conf",
     "wait_api",
     "zabbix_port",

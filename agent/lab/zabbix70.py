@@ -34,6 +34,7 @@ from kyoten.agent.lab.zabbix import (
     api_url,
     frontend_conf,
     login,
+    private_mount,
     schema_files,
     server_conf,
     wait_api,
@@ -282,14 +283,15 @@ class Zabbix70:
             target.touch()  # the mount point
         if self.php is None:
             self.php = spawn(
-                [
-                    *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
-                    'mount --bind "$0" "$1" && shift && exec "$@"',
-                    *(str(conf), str(target)),
-                    *("chroot", "--userspec=www-data:www-data", str(self.root), *CLEAN_ENV),
-                    *("PHP_CLI_SERVER_WORKERS=4", "php", *PHP_SETTINGS),
-                    *("-S", f"127.0.0.1:{self.web_port}", "-t", "/usr/share/zabbix"),
-                ],
+                private_mount(
+                    conf,
+                    target,
+                    [
+                        *("chroot", "--userspec=www-data:www-data", str(self.root), *CLEAN_ENV),
+                        *("PHP_CLI_SERVER_WORKERS=4", "php", *PHP_SETTINGS),
+                        *("-S", f"127.0.0.1:{self.web_port}", "-t", "/usr/share/zabbix"),
+                    ],
+                ),
                 user=None,
                 log=web / "php.log",
             )

@@ -24,18 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kyoten.agent.lab.pgpool import PCP_PASSWORD, PCP_USER
-from kyoten.agent.lab.postgres import MONITOR_USER
 from kyoten.agent.lab.procs import free_port, make_dir, port_open, spawn, wait_for, write_file
 from kyoten.agent.lab.zabbix import (
-    DEBIAN_FRONTEND,
     DEBIAN_SQL,
-    PHP_SETTINGS,
-    WEB_USER,
     ZabbixDb,
     api_url,
     frontend_conf,
     schema_files,
+    serve_frontend,
     wait_api,
 )
 
@@ -49,31 +45,8 @@ def kyoten_binary() -> str:
 
 def site_config(c: Cluster, directory: Path) -> Path:
     """kyoten.toml with the two-site grouping the health check reads: site-a is the primary and
-    pool-a, site-b the standby and pool-b."""
-    lines = ["deadline = 2.5", ""]
-    for node, site in ((c.primary, "site-a"), (c.standby, "site-b")):
-        lines += [
-            f"[postgres.{node.name}]",
-            f'host = "{node.host}"',
-            f"port = {node.port}",
-            f'user = "{MONITOR_USER}"',
-            f'site = "{site}"',
-            "",
-        ]
-    for pool, site in ((c.pool_a, "site-a"), (c.pool_b, "site-b")):
-        lines += [
-            f"[pgpool.{pool.name}]",
-            f'host = "{pool.host}"',
-            f"port = {pool.port}",
-            f'user = "{MONITOR_USER}"',
-            f'site = "{site}"',
-            f"pcp_port = {pool.pcp_port}",
-            f'pcp_user = "{PCP_USER}"',
-            f'pcp_password = "{PCP_PASSWORD}"',
-            "",
-        ]
-    make_dir(directory, "root", 0o755)
-    return write_file(directory / "kyoten.toml", "\n".join(lines), "root", 0o600)
+    pool-a, site-b the standby and pool-b (the lab's own config, sites included)."""
+    return c.write_config(directory)
 
 
 @dataclass
@@ -103,17 +76,9 @@ def start_frontend(db: ZabbixDb, workdir: Path) -> Frontend:
     """Load the schema if needed, then serve the frontend reading our zabbix.conf.php."""
     db.create(schema_files(DEBIAN_SQL))
     web = make_dir(workdir, "root", 0o755)
-    etc = make_dir(web / "etc-zabbix", "root", 0o755)
-    write_file(etc / "zabbix.conf.php", frontend_conf(db, None, "kyoten health"), "root", 0o644)
+    write_file(web / "zabbix.conf.php", frontend_conf(db, None, "kyoten health"), "root", 0o644)
     port = free_port()
-    script = 'mount --bind "$1" /etc/zabbix && shift && exec "$@"'
-    argv = [
-        *("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(etc)),
-        *("setpriv", f"--reuid={WEB_USER}", f"--regid={WEB_USER}", "--init-groups", "--"),
-        *("php", *PHP_SETTINGS, "-S", f"127.0.0.1:{port}", "-t", str(DEBIAN_FRONTEND)),
-    ]
-    proc = spawn(argv, user=None, log=web / "php.log", env={"PHP_CLI_SERVER_WORKERS": "2"})
-    front = Frontend(port, proc)
+    front = Frontend(port, serve_frontend(web, port, web / "php.log", workers=2))
     try:
         wait_api(port, timeout=60)
     except Exception:

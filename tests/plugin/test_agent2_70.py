@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fakes import SECRET
-from kyoten.agent.plugin import lab
+from kyoten.agent.lab import agent2 as lab
 
 ROOT = os.environ.get("KYOTEN_AGENT2_70_ROOT", "")
 COMMAND = lab.trixie_agent2(ROOT) if ROOT else None

@@ -20,7 +20,7 @@ from kyoten.agent.export.userparameters import render_userparameters
 from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
 from kyoten.agent.lab.config import ZabbixDb as LabZabbixDb
 from kyoten.agent.lab.config import lab_config
-from kyoten.agent.lab.procs import free_port, make_dir, write_file
+from kyoten.agent.lab.procs import make_dir, write_file
 from kyoten.agent.lab.zabbix import Zabbix60
 
 from .conftest import wait_until
@@ -141,11 +141,7 @@ def own_agent(c: Any, lab_root: Path, zabbix: LabZabbixDb | None = None) -> Agen
         0o640,
     )
     kyoten = str(Path(sys.executable).with_name("kyoten"))
-    agent = Agent2(
-        workdir / "agent2",
-        free_port(),
-        includes={"kyoten.conf": render_userparameters(kyoten, str(config))},
-    )
+    agent = Agent2(workdir / "agent2", render_userparameters(kyoten, str(config)).splitlines())
     agent.start()
     return agent
 
