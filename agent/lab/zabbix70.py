@@ -54,6 +54,8 @@ CHROOT_PACKAGES = (
     "php-bcmath",
     "php-xml",
     "php-ldap",
+    # agent 2 7.0, for the loadable-plugin tests (run from the host with the root's loader)
+    "zabbix-agent2",
 )
 CLEAN_ENV = ("/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 DEBOOTSTRAP_MARK = ".kyoten-debootstrap-ok"
@@ -100,7 +102,8 @@ def ensure_root(root: Path | None = None) -> float:
     root costs nothing.
     """
     root = root or default_root()
-    if (root / READY_MARK).exists() and (root / "usr/sbin/zabbix_server").exists():
+    ready = all((root / f"usr/sbin/{b}").exists() for b in ("zabbix_server", "zabbix_agent2"))
+    if (root / READY_MARK).exists() and ready:
         return 0.0
     if os.geteuid() != 0:
         raise LabError("building the Zabbix 7.0 root needs root (debootstrap, chroot)")

@@ -1,8 +1,8 @@
 """The plugin under agent 2 7.0 (Debian trixie's package, unpacked, run with trixie's loader).
 
-On demand: set ``KYOTEN_AGENT2_70_ROOT`` to a trixie tree holding ``zabbix-agent2``
-(``debootstrap --variant=minbase trixie DIR`` then ``apt-get install zabbix-agent2`` in it;
-``/work/shared/reference/zabbix70.sh`` shows the debootstrap part). 7.0 differs from 6.0 in
+The trixie tree is the one the Zabbix 7.0 lab builds and caches
+(:func:`kyoten.agent.lab.zabbix70.ensure_root`, which installs zabbix-agent2 there too);
+``KYOTEN_AGENT2_70_ROOT`` points the tests at another tree. 7.0 differs from 6.0 in
 what the plugin sees and in what the agent does with the answers: the item timeout arrives in
 every export, error texts are capitalised and get a full stop, a plugin exit it did not ask
 for is a panic.
@@ -21,22 +21,32 @@ import pytest
 from fakes import SECRET
 from kyoten.agent.lab import agent2 as lab
 
-ROOT = os.environ.get("KYOTEN_AGENT2_70_ROOT", "")
-COMMAND = lab.trixie_agent2(ROOT) if ROOT else None
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        COMMAND is None or not lab.agent2_available(),
-        reason="set KYOTEN_AGENT2_70_ROOT to a trixie tree with zabbix-agent2 (7.0)",
-    ),
+    pytest.mark.skipif(not lab.agent2_available(), reason="needs root and user zabbix"),
 ]
+
+
+@pytest.fixture(scope="session")
+def command70() -> tuple[str, ...]:
+    """How to run trixie's agent 2 7.0 (building the cached trixie root on first use)."""
+    root = os.environ.get("KYOTEN_AGENT2_70_ROOT")
+    if not root:
+        from kyoten.agent.lab.zabbix70 import default_root, ensure_root
+
+        ensure_root()
+        root = str(default_root())
+    command = lab.trixie_agent2(root)
+    assert command is not None, f"no zabbix_agent2 or loader in the trixie tree {root}"
+    return command
+
+
 MakeAgent = Callable[..., lab.Agent2]
 
 
 @pytest.fixture
-def agent70(make_agent: MakeAgent, fake_launcher: Path) -> lab.Agent2:
-    assert COMMAND is not None
-    return make_agent([f"Plugins.Kyoten.System.Path={fake_launcher}"], command=COMMAND)
+def agent70(make_agent: MakeAgent, fake_launcher: Path, command70: tuple[str, ...]) -> lab.Agent2:
+    return make_agent([f"Plugins.Kyoten.System.Path={fake_launcher}"], command=command70)
 
 
 def test_70_registers_and_exports(agent70: lab.Agent2) -> None:
@@ -67,12 +77,15 @@ def test_70_stop_through_the_process_group_is_clean(agent70: lab.Agent2) -> None
 
 
 def test_70_real_plugin_values(
-    cluster: Any, kyoten_config: Path, make_agent: MakeAgent, kyoten_launcher: Path
+    cluster: Any,
+    kyoten_config: Path,
+    make_agent: MakeAgent,
+    kyoten_launcher: Path,
+    command70: tuple[str, ...],
 ) -> None:
-    assert COMMAND is not None
     agent = make_agent(
         [f"Plugins.Kyoten.System.Path={kyoten_launcher}", f"Plugins.Kyoten.Config={kyoten_config}"],
-        command=COMMAND,
+        command=command70,
     )
     value, error = agent.get_json("kyoten.pg[site-a]", 3)
     assert error is None and value is not None
