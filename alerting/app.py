@@ -90,6 +90,9 @@ async def post_event(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         metrics.rejected.labels("malformed").inc()
         return _refuse(400, "body is not UTF-8")
+    except RecursionError:
+        metrics.rejected.labels("malformed").inc()
+        return _refuse(400, "body is nested too deeply")
     except json.JSONDecodeError as exc:
         metrics.rejected.labels("malformed").inc()
         return _refuse(

@@ -89,6 +89,7 @@ async def test_zabbix_retry_collapses_to_one_delivery(
         ({"Authorization": f"Basic {TOKEN}"}, payload("1"), 401, "missing bearer"),
         (AUTH, b"{not json", 400, "not valid JSON"),
         (AUTH, b"\xff\xfe", 400, "UTF-8"),
+        (AUTH, b"[" * 60_000 + b"]" * 60, 400, "nested too deeply"),
         (AUTH, b'{"kyoten_schema": "1"}', 422, "missing"),
         (AUTH, payload("1", **{"{EVENT.NSEVERITY}": "9"}), 422, "severity 0-5"),
         (AUTH, b"x" * 70_000, 413, "exceeds the limit"),
