@@ -446,7 +446,7 @@ class Pipeline:
                     outcomes = [self._failure(lane, i, exc, now) for i in claim.items]
                     policy = lane.cfg.retry or self.settings.retry
                     lane.next_reassert = now + min(lane.cfg.reassert, policy.base * 2)
-                    if not exc.retryable and not claim.items:
+                    if not claim.items:  # a re-assert failed: still a failing channel
                         self._note_error(lane, exc.reason)
                 else:
                     outcomes = [Done(i.id) for i in claim.items]

@@ -125,3 +125,10 @@ async def test_failed_apply_is_retried_and_state_reasserted(
     n = len(board.shown)
     await asyncio.sleep(1.3)  # no event: the re-assert alone applies the state again
     assert len(board.shown) > n and board.last().keys() == {"9"}
+
+    board.failures = 1000  # the board goes away: a failing re-assert shows in /health
+    await asyncio.sleep(1.3)
+    health = await (await client.get("/health")).json()
+    assert health["channels"]["board"]["state"] in ("failing", "paused")
+    assert health["channels"]["board"]["last_error"] == "board unreachable"
+    assert health["status"] == "degraded"
