@@ -11,7 +11,9 @@ Delivery guarantee, precisely:
 * A delivery row leaves ``pending`` only in the transaction that records its outcome, after the
   channel returned. **The one window for a duplicate** is between a channel's far end accepting
   a message and that commit: a crash (or, with PostgreSQL, the loss of the claiming bridge's
-  connection) there makes the delivery run again after restart/by the other bridge. Everything
+  connection) there makes the delivery run again after restart/by the other bridge. The pipeline
+  claims one delivery at a time outside a storm, so that is at most one repeated message per
+  channel; during a storm it is the one digest in flight (a digest lists several events). Everything
   else — Zabbix retrying the same alert, two bridges polling the same rows — collapses on the
   dedup key or is excluded by the row lock. Mail limits the harm further: a re-sent mail has the
   same deterministic Message-ID, so clients fold it.
