@@ -426,6 +426,9 @@ class Demo:
             ],
             timeout=300,
         )
+        from kyoten.agent.lab.zabbix import ZabbixDb
+
+        ZabbixDb(self.roles()[0]).analyze()  # fresh template rows: see ZabbixDb.analyze
 
     def bridge_config(self) -> str:
         p = self.p
