@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
 from kyoten.agent.lab.cluster import Cluster
@@ -44,6 +44,9 @@ from kyoten.agent.lab.procs import (
     wait_for,
     write_file,
 )
+
+if TYPE_CHECKING:
+    from kyoten.agent.lab.zabbix import Zabbix60
 
 DEFAULT_DIR = Path("/var/lib/kyoten-demo")
 FAULTS = ("primary-down", "receiver-stop", "two-primaries", "pgpool-drift", "zabbix-failover")
@@ -287,7 +290,7 @@ class Demo:
             path, self.pool_a.pcppass_line() + self.pool_b.pcppass_line(), "root", 0o600
         )
 
-    def zabbix_nodes(self) -> dict[str, Any]:
+    def zabbix_nodes(self) -> dict[str, Zabbix60]:
         from kyoten.agent.lab.zabbix import Zabbix60
 
         return {
@@ -307,24 +310,9 @@ class Demo:
             ),
         }
 
-    def start_zabbix_node(self, node: Any) -> None:
+    def start_zabbix_node(self, node: Zabbix60) -> None:
         """Start one HA node; only the active node listens, so wait for its ha_node row."""
-        from kyoten.agent.lab.zabbix import ZBX_USER, server_conf
-
-        make_dir(node.workdir, ZBX_USER, 0o755)
-        make_dir(node.workdir / "sock", ZBX_USER, 0o755)
-        write_file(
-            node.conf,
-            server_conf(
-                workdir=node.workdir,
-                port=node.port,
-                db=node.db,
-                ha_node_name=node.ha_node_name,
-                cache_update_frequency=5,
-            ),
-            ZBX_USER,
-            0o640,
-        )
+        node.write_config()
         if read_pid(node.workdir / "zabbix_server.pid") is not None:
             return
         # A node that went away without saying so (its database link was cut) stays

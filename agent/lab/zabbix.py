@@ -363,7 +363,8 @@ class Zabbix60:
         self.start_server()
         self.start_frontend()
 
-    def start_server(self) -> None:
+    def write_config(self) -> None:
+        """The server's directory and zabbix_server.conf, owned by the zabbix account."""
         make_dir(self.workdir, ZBX_USER, 0o755)
         make_dir(self.workdir / "sock", ZBX_USER, 0o755)
         write_file(
@@ -378,6 +379,9 @@ class Zabbix60:
             ZBX_USER,
             0o640,
         )
+
+    def start_server(self) -> None:
+        self.write_config()
         if read_pid(self.workdir / "zabbix_server.pid") is None:
             # started as root it daemonizes and drops to User=zabbix
             run(["zabbix_server", "-c", str(self.conf)], timeout=30)
