@@ -187,10 +187,28 @@ def test_agent_user_runs_the_userparameter_command(package: Path) -> None:
     except KeyError:
         pytest.skip("no zabbix user on this machine (zabbix-agent2 not installed)")
     assert "kyoten" in run("id", "-nG", "zabbix").stdout.split()
-    got = run("/usr/bin/kyoten", "get", "kyoten.pg[site-a]", user="zabbix", timeout=20)
+    # A config beside the package's, readable the same way (root:kyoten 0640), whose target
+    # is a closed port on loopback: the example's own hosts (10.x) must never be contacted.
+    conf = Path("/etc/kyoten/test-get.toml")
+    port = free_port()
+    conf.write_text(f'[postgres.site-a]\nhost = "127.0.0.1"\nport = {port}\n')
+    shutil.chown(conf, "root", "kyoten")
+    conf.chmod(0o640)
+    try:
+        got = run(
+            "/usr/bin/kyoten",
+            "get",
+            "--config",
+            str(conf),
+            "kyoten.pg[site-a]",
+            user="zabbix",
+            timeout=20,
+        )
+    finally:
+        conf.unlink()
     value = json.loads(got.stdout)
-    # the example's hosts are not there: an error naming the target, not a permission problem
-    assert "PostgreSQL site-a (10.1.0.11:5432)" in value["error"], value
+    # the target is not there: an error naming it, not a permission problem
+    assert f"PostgreSQL site-a (127.0.0.1:{port})" in value["error"], value
 
 
 def test_services_run_as_kyoten_from_the_package(package: Path, tmp_path: Path) -> None:
