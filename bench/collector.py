@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from kyoten.agent.collector import Collector
@@ -31,37 +29,8 @@ from kyoten.agent.lab.agent2 import Agent2
 from kyoten.agent.lab.cluster import build_cluster
 from kyoten.agent.lab.postgres import PG_USER, REPL_USER, pg_bindir
 from kyoten.agent.lab.procs import make_dir, spawn, stop_pid
+from measure import agent_check, row, timed
 from zabbix_utils import Getter
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    qs = statistics.quantiles(samples, n=10)
-    return statistics.median(samples), qs[8]
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def row(label: str, samples: list[float]) -> tuple[str, float, float]:
-    p50, p90 = percentiles(samples)
-    print(f"  {label:58} p50 {p50:8.2f} ms   p90 {p90:8.2f} ms   (n={len(samples)})")
-    return label, p50, p90
-
-
-def agent_value(getter: Getter, key: str) -> Callable[[], None]:
-    def call() -> None:
-        r = getter.get(key)
-        if r.error or r.value is None or '"error"' in str(r.value)[:20]:
-            raise RuntimeError(f"{key}: {r.error or r.value}")
-
-    return call
 
 
 def main() -> int:
@@ -96,22 +65,22 @@ def main() -> int:
         print("Through zabbix_agent2 6.0 (UserParameter mode, one process per poll):")
         pg_full = row(
             "kyoten.pg[site-a]  full PostgreSQL snapshot",
-            timed(agent_value(getter, "kyoten.pg[site-a]"), args.n),
+            timed(agent_check(getter, "kyoten.pg[site-a]"), args.n),
         )
         row(
             "kyoten.pg[site-b]  standby snapshot",
-            timed(agent_value(getter, "kyoten.pg[site-b]"), args.n),
+            timed(agent_check(getter, "kyoten.pg[site-b]"), args.n),
         )
         row(
             "kyoten.pgpool[pool-a]  Pgpool-II snapshot",
-            timed(agent_value(getter, "kyoten.pgpool[pool-a]"), args.n),
+            timed(agent_check(getter, "kyoten.pgpool[pool-a]"), args.n),
         )
         psql1 = row(
             "psql UserParameter, one value (reference)",
-            timed(agent_value(getter, "ref.psql.recovery"), args.n),
+            timed(agent_check(getter, "ref.psql.recovery"), args.n),
         )
         print(
-            f"  -> full snapshot / (5 x one psql item) = {pg_full[1] / (5 * psql1[1]):.2f} "
+            f"  -> full snapshot / (5 x one psql item) = {pg_full[0] / (5 * psql1[0]):.2f} "
             "(goal <= 1)"
         )
 
@@ -128,11 +97,11 @@ def main() -> int:
         )
         via_agent = row(
             f"kyoten.pg[site-a] through the agent, {1 + args.walsenders} walsenders",
-            timed(agent_value(getter, "kyoten.pg[site-a]"), args.n),
+            timed(agent_check(getter, "kyoten.pg[site-a]"), args.n),
         )
         print(
-            f"  -> {1 + args.walsenders} walsenders / 1, in-process: {many[1] / one[1]:.2f}; "
-            f"through the agent: {via_agent[1] / pg_full[1]:.2f} (goal <= 2)"
+            f"  -> {1 + args.walsenders} walsenders / 1, in-process: {many[0] / one[0]:.2f}; "
+            f"through the agent: {via_agent[0] / pg_full[0]:.2f} (goal <= 2)"
         )
         collector.close()
     finally:

@@ -19,54 +19,21 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from kyoten.agent.export.userparameters import render_userparameters
 from kyoten.agent.lab import agent2 as lab
 from kyoten.agent.lab.cluster import build_cluster
 from kyoten.agent.lab.postgres import MONITOR_USER, pg_bindir
+from measure import agent_check, row, timed
 from zabbix_utils import Getter
 
 PG_KEY = "kyoten.pg[site-a]"
 POOL_KEY = "kyoten.pgpool[pool-a]"
 RSS_MIX = [PG_KEY, POOL_KEY, "kyoten.pg[site-b]", "kyoten.pg.standbys[site-a]", "kyoten.cross"]
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    return statistics.median(samples), statistics.quantiles(samples, n=10)[8]
-
-
-def check(getter: Getter, key: str) -> Callable[[], None]:
-    """One passive check that must succeed (a failure would make a fast figure meaningless)."""
-
-    def call() -> None:
-        r = getter.get(key)
-        if r.error or r.value is None or str(r.value).startswith('{"error"'):
-            raise RuntimeError(f"{key}: {r.error or r.value}")
-
-    return call
-
-
-def timed(fn: Callable[[], None], n: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def row(label: str, samples: list[float]) -> float:
-    p50, p90 = percentiles(samples)
-    print(f"  {label:52} p50 {p50:8.2f} ms   p90 {p90:8.2f} ms   (n={len(samples)})")
-    return p50
 
 
 def rss_kib(pid: int) -> int:
@@ -120,16 +87,16 @@ def main() -> int:
         cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
         print(f"kyoten agent 2 plugin benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {cpus} CPUs)")
         print("Through zabbix_agent2 6.0.14, one Getter passive check per sample:")
-        pg_plugin = row(f"plugin        {PG_KEY}", timed(check(getp, PG_KEY), args.n))
-        pool_plugin = row(f"plugin        {POOL_KEY}", timed(check(getp, POOL_KEY), args.n))
-        pg_classic = row(f"UserParameter {PG_KEY}", timed(check(getc, PG_KEY), args.n_classic, 2))
-        pool_classic = row(
-            f"UserParameter {POOL_KEY}", timed(check(getc, POOL_KEY), args.n_classic, 2)
-        )
-        psql_ref = row(
-            "UserParameter psql, one value (reference)",
-            timed(check(getc, "ref.psql.recovery"), args.n_classic, 2),
-        )
+
+        def p50(label: str, key: str, n: int, warmup: int) -> float:
+            getter = getp if label.startswith("plugin") else getc
+            return row(f"{label} {key}", timed(agent_check(getter, key), n, warmup), 52)[0]
+
+        pg_plugin = p50("plugin       ", PG_KEY, args.n, 5)
+        pool_plugin = p50("plugin       ", POOL_KEY, args.n, 5)
+        pg_classic = p50("UserParameter", PG_KEY, args.n_classic, 2)
+        pool_classic = p50("UserParameter", POOL_KEY, args.n_classic, 2)
+        psql_ref = p50("UserParameter", "ref.psql.recovery", args.n_classic, 2)  # psql
         print(
             f"  -> PostgreSQL snapshot p50 {pg_plugin:.2f} ms "
             f"(goal <= 2: {verdict(pg_plugin <= 2)}), "
@@ -143,7 +110,7 @@ def main() -> int:
         )
 
         (pid,) = plugin.children()
-        calls = [check(getp, key) for key in RSS_MIX]
+        calls = [agent_check(getp, key) for key in RSS_MIX]
         samples = [(0, rss_kib(pid))]
         step = max(args.rss_requests // 10, 1)
         t0 = time.perf_counter()
