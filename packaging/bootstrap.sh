@@ -14,7 +14,7 @@ APT_PACKAGES=(
   postgresql-15 postgresql-client-15 pgpool2
   zabbix-server-pgsql zabbix-frontend-php zabbix-agent2
   python3 python3-venv
-  debootstrap ca-certificates curl procps iproute2 util-linux
+  debootstrap debian-archive-keyring ca-certificates curl procps iproute2 util-linux
   systemd   # systemd-analyze verify/security for the packaged units (no service is started)
 )
 
