@@ -6,6 +6,7 @@ Used by ``kyoten get`` (one call per process, UserParameter mode) and by the age
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -26,11 +27,13 @@ from kyoten.agent.shape import (
 )
 from kyoten.agent.sources.connect import Connector
 from kyoten.agent.sources.pgpool import Pcp, query_pgpool_pcp, query_pgpool_sql, query_watchdog
+from kyoten.agent.sources.pgpool_live import PgpoolLive
 from kyoten.agent.sources.postgres import query_postgres
 from kyoten.agent.sources.zabbix import query_zabbix
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
 
 T = TypeVar("T")
 _KIND = {"kyoten.pg": "postgres", "kyoten.pgpool": "pgpool", "kyoten.zabbix.ha": "zabbix"}
@@ -49,8 +52,12 @@ class Collector:
         self.config = config
         self.connector = Connector(persistent=persistent, connect_timeout=config.connect_timeout)
         self._pool: ThreadPoolExecutor | None = None  # made on first cross-site call
+        # plugin mode: Pgpool passes that make the backends' live checks themselves
+        self.pgpool_live = PgpoolLive(config, self.connector) if persistent else None
 
     def close(self) -> None:
+        if self.pgpool_live is not None:
+            self.pgpool_live.close()
         self.connector.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -103,13 +110,7 @@ class Collector:
     # ------------------------------------------------------------------ families
     def postgres(self, t: PgTarget, deadline: float) -> Json:
         start = time.monotonic()
-        with self.connector.connection(
-            f"pg/{t.name}",
-            t.endpoint,
-            f"PostgreSQL {t.name}",
-            self.config.statement_timeout,
-            deadline,
-        ) as conn:
+        with self.connector.target("pg", t, self.config.statement_timeout, deadline) as conn:
             raw = query_postgres(conn)
         return shape_pg(
             raw,
@@ -123,11 +124,13 @@ class Collector:
         start = time.monotonic()
         label = f"Pgpool-II {t.name}"
         try:
-            # no statement_timeout: Pgpool answers SHOW itself; the deadline cancels instead
-            with self.connector.connection(
-                f"pgpool/{t.name}", t.endpoint, label, None, deadline
-            ) as conn:
-                raw = query_pgpool_sql(conn, time.time())
+            raw = None
+            if self.pgpool_live is not None and t.backends:
+                raw = self.pgpool_live.snapshot(t, deadline)
+            if raw is None:
+                # no statement_timeout: Pgpool answers SHOW itself; the deadline cancels instead
+                with self.connector.target("pgpool", t, None, deadline) as conn:
+                    raw = query_pgpool_sql(conn, time.time())
         except TargetError as sql_error:
             if t.pcp is None:
                 raise
@@ -138,7 +141,7 @@ class Collector:
                 raise TargetError(f"{sql_error}; PCP fallback: {pcp_error}") from None
         if t.watchdog and t.pcp is not None:
             wd = query_watchdog(Pcp(t.endpoint.host, t.pcp, label), self._remaining(deadline))
-            raw = type(raw)(**{**raw.__dict__, "watchdog": wd})
+            raw = dataclasses.replace(raw, watchdog=wd)
         return shape_pgpool(
             raw,
             target=t.name,
@@ -149,13 +152,7 @@ class Collector:
 
     def zabbix(self, t: ZabbixTarget, deadline: float) -> Json:
         start = time.monotonic()
-        with self.connector.connection(
-            f"zabbix/{t.name}",
-            t.endpoint,
-            f"Zabbix DB {t.name}",
-            self.config.statement_timeout,
-            deadline,
-        ) as conn:
+        with self.connector.target("zabbix", t, self.config.statement_timeout, deadline) as conn:
             raw = query_zabbix(conn, time.time())
         return shape_zabbix(raw, target=t.name, site=t.site, duration=time.monotonic() - start)
 

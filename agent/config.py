@@ -71,6 +71,11 @@ class PgpoolTarget:
     endpoint: Endpoint
     pcp: PcpSettings | None
     watchdog: bool = False
+    # PostgreSQL target names in Pgpool's node order (backend_hostname0, 1, ...): with them
+    # the agent 2 plugin makes the live checks itself instead of SHOW POOL_NODES
+    backends: tuple[str, ...] = ()
+    # seconds between the plugin's background reads of Pgpool's sr-check columns
+    replication_refresh: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,16 @@ _COMMON = {
 _ALLOWED = {
     "postgres": _COMMON | {"expected_standbys"},
     "pgpool": _COMMON
-    | {"pcp_port", "pcp_user", "pcp_password", "pcp_password_file", "pcppass", "watchdog"},
+    | {
+        "pcp_port",
+        "pcp_user",
+        "pcp_password",
+        "pcp_password_file",
+        "pcppass",
+        "watchdog",
+        "backends",
+        "replication_refresh",
+    },
     "zabbix": _COMMON,
 }
 
@@ -286,10 +300,26 @@ def parse_config(raw: dict[str, Any], source: str = "<memory>") -> Config:
                 watchdog = _get(body, "watchdog", bool, path, errs, False)
                 if watchdog and pcp is None:
                     errs.add(f"{path}.watchdog", "the watchdog is read through PCP; add pcp_port")
-                sections[kind][name] = PgpoolTarget(name, site, ep, pcp, watchdog)
+                backends = _get(body, "backends", list, path, errs, [])
+                if not all(isinstance(b, str) for b in backends):
+                    errs.add(f"{path}.backends", "expected a list of postgres target names")
+                    backends = []
+                refresh = float(_get(body, "replication_refresh", (int, float), path, errs, 10.0))
+                if not 1 <= refresh <= 3600:
+                    errs.add(f"{path}.replication_refresh", f"{refresh} s is outside 1-3600 s")
+                sections[kind][name] = PgpoolTarget(
+                    name, site, ep, pcp, watchdog, tuple(backends), refresh
+                )
             else:
                 ep = _endpoint(body, path, errs, 5432, "zabbix")
                 sections[kind][name] = ZabbixTarget(name, site, ep)
+    for name, pool in sections["pgpool"].items():
+        for b in pool.backends:
+            if b not in sections["postgres"]:
+                errs.add(
+                    f"pgpool.{name}.backends",
+                    f"{b!r} is not a postgres target; name [postgres.*] tables in node order",
+                )
     if errs.items:
         raise ConfigError(f"{source}: {len(errs.items)} problem(s):\n  " + "\n  ".join(errs.items))
     return Config(

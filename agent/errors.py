@@ -23,5 +23,13 @@ class TargetError(KyotenError):
     """A target could not be reached or queried; the message names host:port and the cause."""
 
 
+class ConnectError(TargetError):
+    """No connection could be made (refused, unreachable, authentication failed).
+
+    Told apart from a query that failed or ran out of time on an open connection: a live
+    check counts only this as "PostgreSQL down"; a late answer is "unknown".
+    """
+
+
 class DeadlineExceeded(KyotenError):
     """The whole call ran out of time before the agent's Timeout."""

@@ -7,6 +7,7 @@ Pgpools) is a function of immutable snapshots, so it is tested with plain data.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,8 +180,13 @@ def parse_delay(text: str) -> tuple[float, float]:
         return 0.0, -1.0
 
 
+@functools.lru_cache(maxsize=256)
 def parse_local_time(text: str) -> int:
-    """Pgpool's '%F %T' local timestamps → epoch seconds (0 when empty/unparsable)."""
+    """Pgpool's '%F %T' local timestamps → epoch seconds (0 when empty/unparsable).
+
+    Cached: the same few timestamps (last status change, last health check) come back on
+    every poll, and strptime is the dearest step of shaping a Pgpool snapshot.
+    """
     try:
         return int(dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").timestamp())
     except ValueError:
@@ -250,6 +256,8 @@ def shape_pgpool(
         "duration": round(duration, 6),
         "version": raw.version,
         "via_pcp": 1 if raw.via_pcp else 0,
+        "live_checks": raw.live_by,
+        "replication_age": raw.replication_age,
         "backends_total": len(backends),
         "backends_up": sum(1 for b in backends if b["status"] in UP_STATES),
         "primary_node_id": float(primary["node_id"]) if primary else -1.0,

@@ -49,8 +49,8 @@ def verdict(ok: bool) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("-n", type=int, default=300, help="samples per plugin-mode figure")
-    ap.add_argument("--n-classic", type=int, default=40, help="samples per UserParameter figure")
+    ap.add_argument("-n", type=int, default=1000, help="samples per plugin-mode figure")
+    ap.add_argument("--n-classic", type=int, default=100, help="samples per UserParameter figure")
     ap.add_argument("--rss-requests", type=int, default=10_000)
     args = ap.parse_args()
     if not lab.agent2_available():
@@ -92,6 +92,7 @@ def main() -> int:
             getter = getp if label.startswith("plugin") else getc
             return row(f"{label} {key}", timed(agent_check(getter, key), n, warmup), 52)[0]
 
+        floor = p50("plugin agent ", "agent.ping", args.n, 5)  # the agent's own round trip
         pg_plugin = p50("plugin       ", PG_KEY, args.n, 5)
         pool_plugin = p50("plugin       ", POOL_KEY, args.n, 5)
         pg_classic = p50("UserParameter", PG_KEY, args.n_classic, 2)
@@ -107,6 +108,11 @@ def main() -> int:
             f"{verdict(pool_plugin <= 5)}), {psql_ref / pool_plugin:.1f}x faster than one psql "
             f"item (goal >= 10: {verdict(psql_ref / pool_plugin >= 10)}), "
             f"{pool_classic / pool_plugin:.0f}x faster than UserParameter mode"
+        )
+        print(
+            f"  -> of which the agent's own round trip (agent.ping) is {floor:.2f} ms: the "
+            f"plugin adds {pg_plugin - floor:.2f} ms (PostgreSQL), "
+            f"{pool_plugin - floor:.2f} ms (Pgpool)"
         )
 
         (pid,) = plugin.children()

@@ -109,8 +109,9 @@ BACKENDS = Discovery(
             "pg_status",
             "Backend {#NODE} ({#BACKEND}): PostgreSQL status",
             ValueType.UNSIGNED,
-            "Live check made by Pgpool when asked (4.3+ pg_status): 1 up, 0 down, "
-            "2 unknown (health checks off, or Pgpool < 4.3).",
+            "Live check of PostgreSQL itself: 1 up, 0 down, 2 unknown. Made by Pgpool when "
+            "asked (4.3+ pg_status), or by kyoten over its own connection when the target "
+            "lists its backends (plugin mode, see live_checks).",
             valuemap=PG_STATUS_MAP.name,
             heartbeat="1h",
         ),
@@ -145,7 +146,8 @@ BACKENDS = Discovery(
             "pg_role",
             "Backend {#NODE} ({#BACKEND}): PostgreSQL role",
             ValueType.CHAR,
-            "Live pg_is_in_recovery() through Pgpool (4.3+); 'unknown' otherwise.",
+            "Live pg_is_in_recovery(), asked by Pgpool (4.3+) or by kyoten (see "
+            "live_checks); 'unknown' when PostgreSQL is not up or not asked.",
             heartbeat="1h",
         ),
         Metric(
@@ -301,6 +303,25 @@ FAMILY = Family(
                     depends_on=(_NODATA,),
                 ),
             ),
+        ),
+        Metric(
+            "live_checks",
+            f"{A}: Live checks made by",
+            ValueType.CHAR,
+            "Who checked each backend for pg_status/pg_role: 'pgpool' (SHOW POOL_NODES, a "
+            "connection per backend per poll) or 'kyoten' (the plugin's kept connections, "
+            "when the target lists its backends in kyoten.toml).",
+            heartbeat="1h",
+        ),
+        Metric(
+            "replication_age",
+            f"{A}: Age of the replication columns",
+            ValueType.FLOAT,
+            "Seconds since replication_delay/state were read from Pgpool: 0 when read in "
+            "this poll; in plugin mode they are read in the background every "
+            "replication_refresh seconds; -1 when no reading succeeded yet. Pgpool itself "
+            "refreshes them only every sr_check_period.",
+            units="s",
         ),
         Metric("backends_total", f"{A}: Backends", ValueType.UNSIGNED, "Configured backends."),
         Metric(

@@ -51,6 +51,7 @@ def lab_config(
             f"pcp_port = {pool.pcp_port}",
             f'pcp_user = "{PCP_USER}"',
             f'pcp_password = "{PCP_PASSWORD}"',
+            "backends = [" + ", ".join(f'"{b.name}"' for b in pool.backends) + "]",
             "",
         ]
     if zabbix is not None:

@@ -13,11 +13,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 import psycopg
 from kyoten.agent.config import Endpoint
-from kyoten.agent.errors import TargetError
+from kyoten.agent.errors import ConnectError, TargetError
+from kyoten.agent.timer import shared_timer
 
 
 def describe_error(exc: BaseException) -> str:
@@ -39,7 +42,27 @@ def open_connection(
     try:
         return psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True)
     except psycopg.Error as exc:
-        raise TargetError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
+        raise ConnectError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
+
+
+class Target(Protocol):
+    """What the connector needs of a configured target (PostgreSQL, Pgpool-II, Zabbix DB)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+
+#: connection kinds → how errors name the server; "pgpool-nodes" is a Pgpool target's
+#: second connection (the plugin's background reads)
+LABELS = {
+    "pg": "PostgreSQL",
+    "pgpool": "Pgpool-II",
+    "pgpool-nodes": "Pgpool-II",
+    "zabbix": "Zabbix DB",
+}
 
 
 class Connector:
@@ -60,23 +83,33 @@ class Connector:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
-    @contextmanager
-    def connection(
+    def acquire(
         self,
         name: str,
         ep: Endpoint,
         label: str,
         statement_timeout: float | None,
         deadline: float,
-    ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-        """A connection for one query pass that must end by ``deadline`` (monotonic time).
+        *,
+        wait: bool = True,
+    ) -> Lease | None:
+        """The connection ``name`` for one query pass that must end by ``deadline``.
 
         Past the deadline the running query is cancelled (a cancel request, which Pgpool and
         PostgreSQL both honour), so a hung server cannot hold a worker, or the target's lock,
-        beyond one poll; waiting for the lock is bounded by the same deadline.
+        beyond one poll; waiting for the lock is bounded by the same deadline. With
+        ``wait=False`` a connection in use by someone else gives None at once. The caller
+        must ``release`` the lease, saying whether the pass went well.
         """
         lock = self._lock(name)
-        if not lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+        got = (
+            lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+            if wait
+            else (lock.acquire(blocking=False))
+        )
+        if not got:
+            if not wait:
+                return None
             raise TargetError(
                 f"{label} ({ep.address()}): no answer within the deadline "
                 "(an earlier request to it is still running)"
@@ -92,25 +125,73 @@ class Connector:
                     statement_timeout=statement_timeout,
                     label=label,
                 )
-            expiry = _Expiry(conn, deadline - time.monotonic())
-            ok = False
-            try:
-                yield conn
-                ok = True
-            except psycopg.Error as exc:
-                if expiry.fired or isinstance(exc, psycopg.errors.QueryCanceled):
-                    raise TargetError(
-                        f"{label} ({ep.address()}): no answer within the deadline (query cancelled)"
-                    ) from None
-                raise TargetError(f"{label} ({ep.address()}): {describe_error(exc)}") from None
-            finally:
-                expiry.stop()
-                if ok and self.persistent and not expiry.fired:
-                    self._conns[name] = conn
-                else:
-                    conn.close()
-        finally:
+        except BaseException:
             lock.release()
+            raise
+        return Lease(name, f"{label} ({ep.address()})", conn, lock, _Expiry(conn, deadline))
+
+    def release(self, lease: Lease, ok: bool) -> None:
+        """End a pass: keep the connection for the next one only if all went well in time."""
+        lease.expiry.stop()
+        try:
+            if ok and self.persistent and not lease.expiry.fired:
+                self._conns[lease.name] = lease.conn
+            else:
+                lease.conn.close()
+        finally:
+            lease.lock.release()
+
+    @contextmanager
+    def connection(
+        self,
+        name: str,
+        ep: Endpoint,
+        label: str,
+        statement_timeout: float | None,
+        deadline: float,
+    ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """``acquire`` and ``release`` around a block; psycopg errors become TargetError."""
+        lease = self.acquire(name, ep, label, statement_timeout, deadline)
+        assert lease is not None  # waiting acquire: a lease or an exception
+        ok = False
+        try:
+            yield lease.conn
+            ok = True
+        except psycopg.Error as exc:
+            raise lease.error(exc) from None
+        finally:
+            self.release(lease, ok)
+
+    def acquire_target(
+        self,
+        kind: str,
+        t: Target,
+        statement_timeout: float | None,
+        deadline: float,
+        *,
+        wait: bool = True,
+    ) -> Lease | None:
+        """``acquire`` for a configured target: connection ``kind/name``, labelled by kind."""
+        return self.acquire(
+            f"{kind}/{t.name}",
+            t.endpoint,
+            f"{LABELS[kind]} {t.name}",
+            statement_timeout,
+            deadline,
+            wait=wait,
+        )
+
+    def target(
+        self, kind: str, t: Target, statement_timeout: float | None, deadline: float
+    ) -> AbstractContextManager[psycopg.Connection[tuple[object, ...]]]:
+        """``connection`` for a configured target (see ``acquire_target``)."""
+        return self.connection(
+            f"{kind}/{t.name}",
+            t.endpoint,
+            f"{LABELS[kind]} {t.name}",
+            statement_timeout,
+            deadline,
+        )
 
     def close(self) -> None:
         with self._guard:
@@ -119,23 +200,49 @@ class Connector:
             self._conns.clear()
 
 
+@dataclass(frozen=True)
+class Lease:
+    """One connection held for one query pass (see ``Connector.acquire``)."""
+
+    name: str
+    label: str  # "PostgreSQL site-a (10.1.0.11:5432)": what every error starts with
+    conn: psycopg.Connection[tuple[object, ...]]
+    lock: threading.Lock
+    expiry: _Expiry
+
+    def error(self, exc: BaseException) -> TargetError:
+        """A failure on this connection as an operator reads it."""
+        if self.expiry.fired or isinstance(exc, psycopg.errors.QueryCanceled):
+            return TargetError(f"{self.label}: no answer within the deadline (query cancelled)")
+        return TargetError(f"{self.label}: {describe_error(exc)}")
+
+
 class _Expiry:
-    """The deadline timer of one query pass: cancel the query, then cut the connection.
+    """The deadline of one query pass: cancel the query, then cut the connection.
 
     A cancel request is the polite way out, but a Pgpool child waiting on a dead backend may
     not act on it; shutting the socket down is what finally wakes the blocked reader, so
-    the worker and the target's lock are free again whatever the server does.
+    the worker and the target's lock are free again whatever the server does. The work runs
+    in a thread of its own so that a slow cancel never delays another deadline on the
+    shared timer.
     """
 
-    def __init__(self, conn: psycopg.Connection[tuple[object, ...]], seconds: float) -> None:
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]], deadline: float) -> None:
         self.conn = conn
         self.fired = False
-        self.timer = threading.Timer(max(seconds, 0.001), self._expire)
-        self.timer.daemon = True
-        self.timer.start()
+        self.stopped = False
+        self._lock = threading.Lock()  # stop() and firing decide once which of them won
+        self.timer = shared_timer()
+        self.entry = self.timer.call_at(deadline, self._start)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self.stopped:
+                return
+            self.fired = True
+        threading.Thread(target=self._expire, name="kyoten-expiry", daemon=True).start()
 
     def _expire(self) -> None:
-        self.fired = True
         with contextlib.suppress(Exception):  # finished or closed meanwhile: nothing to do
             self.conn.cancel_safe(timeout=0.5)
         with contextlib.suppress(Exception):
@@ -143,4 +250,6 @@ class _Expiry:
             socket.socket(fileno=os.dup(fd)).shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
-        self.timer.cancel()
+        with self._lock:
+            self.stopped = True
+        self.timer.cancel(self.entry)

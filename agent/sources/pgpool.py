@@ -4,6 +4,14 @@ Columns are read by name, never by position: SHOW POOL_NODES has 10 columns in 4
 4.1/4.2 and 14 in 4.3+ (pg_monz broke on exactly this). Pgpool answers some SHOW commands
 with an empty result set followed by the real one, so every result set is read and the last
 one that carries rows is kept. Commands go over the simple query protocol, as psql sends them.
+
+SHOW POOL_NODES is slow by design: for pg_status and pg_role Pgpool 4.3+ pings every backend
+and opens a fresh connection to each to ask pg_is_in_recovery() (about 11 ms for two local
+backends, up to Pgpool's connect_timeout per unreachable one). Everything else comes from
+Pgpool's shared memory in about 0.1 ms per command. So the plugin reads Pgpool's view from
+SHOW POOL_HEALTH_CHECK_STATS, makes the live checks itself over its kept connections
+(``LiveCheck``), and reads the sr-check columns of SHOW POOL_NODES in the background
+(``compose_nodes`` joins the three).
 """
 
 from __future__ import annotations
@@ -11,13 +19,15 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from kyoten.agent.config import PcpSettings
 from kyoten.agent.errors import TargetError
+from kyoten.agent.sources.libpq import simple_query
 
 Rows = tuple[dict[str, str], ...]
 
@@ -34,47 +44,138 @@ class PgpoolRaw:
     num_init_children: int | None
     watchdog: dict[str, str] | None
     now: float
+    # who made the pg_status/pg_role checks: "pgpool" (SHOW POOL_NODES, PCP) or "kyoten"
+    live_by: str = "pgpool"
+    # seconds since the sr-check columns (replication_delay/state) were read; -1 unknown
+    replication_age: float = 0.0
 
 
-def show(conn: psycopg.Connection[Any], command: str) -> Rows:
-    """Run one Pgpool SHOW command; rows as {column: text}."""
-    cur = psycopg.ClientCursor(conn)
-    cur.execute(command)
-    best: Rows = ()
-    while True:
-        if cur.description is not None:
-            names = [c.name for c in cur.description]
-            rows = tuple(
-                {n: "" if v is None else str(v) for n, v in zip(names, r, strict=True)}
-                for r in cur.fetchall()
-            )
-            if rows or not best:
-                best = rows
-        if not cur.nextset():
-            return best
+@dataclass(frozen=True)
+class LiveCheck:
+    """kyoten's own check of one backend, with Pgpool 4.3's pg_status/pg_role meaning."""
+
+    pg_status: str  # up, down, unknown (connected, but no answer in time)
+    pg_role: str  # primary, standby, unknown
+
+
+HEALTH = "SHOW POOL_HEALTH_CHECK_STATS"
+PROCESSES = "SHOW POOL_PROCESSES"
+BUSY_COLUMNS = ("status",)  # of SHOW POOL_PROCESSES: all that counting busy children needs
+REPLICATION_COLUMNS = ("replication_delay", "replication_state", "replication_sync_state")
+_VIEW_COLUMNS = ("node_id", "hostname", "port", "status", "role", "last_status_change")
+
+
+show = simple_query  # the name the SHOW commands read best with
+
+
+_FIXED: weakref.WeakKeyDictionary[psycopg.Connection[Any], tuple[str, int | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def fixed_facts(conn: psycopg.Connection[Any]) -> tuple[str, int | None]:
+    """Version and num_init_children, read once per connection.
+
+    Both change only with a Pgpool restart, which ends every client connection, so a kept
+    connection never needs to ask twice.
+    """
+    known = _FIXED.get(conn)
+    if known is None:
+        version = show(conn, "SHOW POOL_VERSION")
+        children = show(conn, "PGPOOL SHOW num_init_children")
+        n = children[0].get("num_init_children", "") if children else ""
+        known = (
+            version[0].get("pool_version", "") if version else "",
+            int(n) if n.isdigit() else None,
+        )
+        _FIXED[conn] = known
+    return known
 
 
 def query_pgpool_sql(conn: psycopg.Connection[Any], now: float) -> PgpoolRaw:
-    """The SQL pass: version, nodes, health-check stats (4.2+), processes, children."""
-    version = show(conn, "SHOW POOL_VERSION")
+    """The full SQL pass: version, nodes, health-check stats (4.2+), processes, children."""
+    version, children = fixed_facts(conn)
     nodes = show(conn, "SHOW POOL_NODES")
     try:
-        health = show(conn, "SHOW POOL_HEALTH_CHECK_STATS")
+        health = show(conn, HEALTH)
     except psycopg.Error:  # Pgpool < 4.2 has no such command
         health = ()
-    processes = show(conn, "SHOW POOL_PROCESSES")
-    children = show(conn, "PGPOOL SHOW num_init_children")
-    n = children[0].get("num_init_children", "") if children else ""
     return PgpoolRaw(
         via_pcp=False,
-        version=version[0].get("pool_version", "") if version else "",
+        version=version,
         nodes=nodes,
         health=health,
-        processes=processes,
-        num_init_children=int(n) if n.isdigit() else None,
+        processes=show(conn, PROCESSES, BUSY_COLUMNS),
+        num_init_children=children,
         watchdog=None,
         now=now,
     )
+
+
+def view_raw(health: Rows, processes: Rows, fixed: tuple[str, int | None], now: float) -> PgpoolRaw:
+    """Pgpool's view only, from shared memory: no backend contacted.
+
+    ``nodes`` holds the view columns of SHOW POOL_NODES taken from SHOW
+    POOL_HEALTH_CHECK_STATS (same shared memory, same formatting); the live and sr-check
+    columns are added by ``compose_nodes``.
+    """
+    return PgpoolRaw(
+        via_pcp=False,
+        version=fixed[0],
+        nodes=tuple({c: h.get(c, "") for c in _VIEW_COLUMNS} for h in health),
+        health=health,
+        processes=processes,
+        num_init_children=fixed[1],
+        watchdog=None,
+        now=now,
+    )
+
+
+def order_problem(
+    view: Rows, backends: Sequence[str], addresses: Mapping[str, tuple[str, str]]
+) -> str | None:
+    """Why ``backends`` (target names in node order) cannot be right for this Pgpool, if so.
+
+    Pgpool's backend_hostname may be a name where kyoten.toml has an address, so only a
+    node whose host and port are exactly those of *another* listed target proves a wrong
+    order; that one mistake would swap two backends' pg_status and pg_role unnoticed.
+    """
+    if len(view) > len(backends):
+        return f"Pgpool has {len(view)} backends, backends lists {len(backends)}"
+    owner = {addr: name for name, addr in addresses.items() if name in backends}
+    for row in view:
+        mapped = backends[int(row.get("node_id", "0") or 0)]
+        seen = owner.get((row.get("hostname", ""), row.get("port", "")))
+        if seen is not None and seen != mapped:
+            return (
+                f"node {row.get('node_id')} is {row.get('hostname')}:{row.get('port')}, "
+                f"postgres target {seen!r}, but backends names {mapped!r} there; "
+                "list them in node order"
+            )
+    return None
+
+
+def compose_nodes(view: Rows, live: Mapping[str, LiveCheck], replication: Rows) -> Rows:
+    """SHOW POOL_NODES rows from Pgpool's view, kyoten's live checks and earlier sr-check data.
+
+    Sr-check columns are taken from an earlier SHOW POOL_NODES row only when it describes
+    the same backend (node id, host and port), so a reload that re-numbers backends cannot
+    lend one backend's delay to another. A backend without a live check reads 'unknown'.
+    """
+    earlier = {(r.get("node_id"), r.get("hostname"), r.get("port")): r for r in replication}
+    rows = []
+    for v in view:
+        check = live.get(v.get("node_id", ""), LiveCheck("unknown", "unknown"))
+        old = earlier.get((v.get("node_id"), v.get("hostname"), v.get("port")), {})
+        rows.append(
+            {
+                **v,
+                "pg_status": check.pg_status,
+                "pg_role": check.pg_role if check.pg_status == "up" else "unknown",
+                **{c: old.get(c, "") for c in REPLICATION_COLUMNS},
+            }
+        )
+    return tuple(rows)
 
 
 def parse_verbose(text: str) -> list[dict[str, str]]:

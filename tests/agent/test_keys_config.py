@@ -64,6 +64,7 @@ def test_good_config_with_defaults() -> None:
     assert cfg.postgres["b"].endpoint.port == 5433 and cfg.postgres["a"].endpoint.port == 5432
     assert cfg.pgpool["pool-a"].endpoint.port == 9999 and cfg.pgpool["pool-a"].pcp is not None
     assert cfg.zabbix["zbx"].endpoint.dbname == "zabbix"
+    assert cfg.pgpool["pool-a"].backends == () and cfg.pgpool["pool-a"].replication_refresh == 10
     assert "s3cret" not in repr(cfg) and "zpw" not in repr(cfg)
 
 
@@ -72,7 +73,10 @@ def test_every_problem_is_reported_with_its_path_and_no_secret() -> None:
         "deadline": 60,
         "colour": "red",
         "postgres": {"a": {"port": True, "sslmode": "maybe"}, "b c": {"host": "x"}},
-        "pgpool": {"p": {"host": "h", "pcp_user": "u", "watchdog": True, "password": 12345}},
+        "pgpool": {
+            "p": {"host": "h", "pcp_user": "u", "watchdog": True, "password": 12345},
+            "q": {"host": "h", "backends": ["a", "nowhere"], "replication_refresh": 0},
+        },
     }
     with pytest.raises(ConfigError) as exc:
         parse_config(bad, "test.toml")
@@ -87,6 +91,8 @@ def test_every_problem_is_reported_with_its_path_and_no_secret() -> None:
         "pgpool.p.pcp_port: pcp settings given without pcp_port",
         "pgpool.p.watchdog: the watchdog is read through PCP",
         "pgpool.p.password: expected a string",
+        "pgpool.q.backends: 'nowhere' is not a postgres target",
+        "pgpool.q.replication_refresh: 0.0 s is outside",
     ):
         assert fragment in msg, msg
     assert "12345" not in msg

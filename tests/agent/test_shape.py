@@ -18,8 +18,15 @@ from kyoten.agent.shape import (
     shape_pg,
     shape_pgpool,
 )
-from kyoten.agent.sources.pgpool import PgpoolRaw, nodes_from_pcp
+from kyoten.agent.sources.pgpool import (
+    LiveCheck,
+    PgpoolRaw,
+    compose_nodes,
+    nodes_from_pcp,
+    order_problem,
+)
 from kyoten.agent.sources.postgres import PgRaw
+from kyoten.agent.sources.refresh import Refresher
 
 STANDBY = PgRaw(
     version=150000,
@@ -288,3 +295,75 @@ def test_pgpool_nan_health_check_duration_becomes_zero() -> None:
     obj = shape_pgpool(raw, target="p", site="", watchdog_enabled=False, duration=0)
     assert obj["backends"][0]["hc_avg_duration"] == 0.0 and obj["backends"][0]["hc_total"] == 0
     assert "NaN" not in render(obj)
+
+
+# ----------------------------------------------------------------------------- plugin's Pgpool pass
+VIEW = (
+    {"node_id": "0", "hostname": "h", "port": "1", "status": "up", "role": "primary"},
+    {"node_id": "1", "hostname": "h", "port": "2", "status": "down", "role": "standby"},
+    {"node_id": "2", "hostname": "h", "port": "3", "status": "up", "role": "standby"},
+)
+EARLIER = (
+    {
+        "node_id": "1",
+        "hostname": "h",
+        "port": "2",
+        "replication_delay": "42",
+        "replication_state": "streaming",
+        "replication_sync_state": "async",
+    },
+    # node 2 was another backend when this was read (a reload re-numbered them)
+    {
+        "node_id": "2",
+        "hostname": "other",
+        "port": "3",
+        "replication_delay": "7",
+        "replication_state": "catchup",
+        "replication_sync_state": "async",
+    },
+)
+
+
+def test_compose_nodes_joins_view_live_checks_and_matching_sr_columns_only() -> None:
+    live = {"0": LiveCheck("up", "primary"), "1": LiveCheck("up", "standby")}
+    rows = compose_nodes(VIEW, live, EARLIER)
+    assert [(r["pg_status"], r["pg_role"]) for r in rows] == [
+        ("up", "primary"),
+        ("up", "standby"),
+        ("unknown", "unknown"),
+    ]
+    assert [r["replication_delay"] for r in rows] == ["", "42", ""]
+    assert rows[1]["status"] == "down" and rows[1]["replication_state"] == "streaming"
+    down = compose_nodes(VIEW[:1], {"0": LiveCheck("down", "primary")}, ())
+    assert down[0]["pg_role"] == "unknown"  # as Pgpool: no role for a backend that is down
+    raw = PgpoolRaw(False, "4.3.5", rows, (), None, None, None, 0.0, "kyoten", 3.0)
+    obj = shape_pgpool(raw, target="p", site="s", watchdog_enabled=False, duration=0)
+    assert (obj["live_checks"], obj["replication_age"], obj["drift_count"]) == ("kyoten", 3.0, 1)
+
+
+def test_refresher_keeps_the_last_good_reading_and_the_error() -> None:
+    results: list[Any] = [("a",), RuntimeError("pgpool gone")]
+
+    def read(deadline: float) -> Any:
+        r = results.pop(0)
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    ref: Refresher[Any] = Refresher(read, 60, "t")
+    first = ref.read_now(0)
+    assert first is not None and first.value == ("a",) and ref.last_error is None
+    again = ref.read_now(0)
+    assert again is first and ref.last_error == "pgpool gone"
+
+
+def test_order_problem_catches_a_swap_but_accepts_names_for_addresses() -> None:
+    addresses = {"a": ("10.0.0.1", "5432"), "b": ("10.0.0.2", "5432"), "x": ("h", "1")}
+    view = (
+        {"node_id": "0", "hostname": "10.0.0.1", "port": "5432"},
+        {"node_id": "1", "hostname": "pg-b.example", "port": "5432"},  # a name: accepted
+    )
+    assert order_problem(view, ["a", "b"], addresses) is None
+    swapped = order_problem(view, ["b", "a"], addresses)
+    assert swapped is not None and "postgres target 'a'" in swapped and "node order" in swapped
+    assert order_problem(view, ["a"], addresses) == "Pgpool has 2 backends, backends lists 1"

@@ -1,0 +1,112 @@
+"""Simple-protocol queries straight through libpq, one at a time or several at once.
+
+The collector's queries return text it reads by column name, so psycopg's cursor (column
+descriptions, loaders, row makers) is bookkeeping it does not need; at plugin rates that
+bookkeeping was a third of a Pgpool poll. These helpers use the libpq calls psycopg itself
+wraps, on connections psycopg opened and the Connector manages (locks, deadlines).
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+Rows = tuple[dict[str, str], ...]
+Query = tuple[psycopg.Connection[Any], str, Sequence[str] | None]  # conn, SQL, columns
+
+
+def rows_of(res: pq.abc.PGresult, columns: Sequence[str] | None = None) -> Rows:
+    """A result as {column: text} rows, or the server's error raised as psycopg's class.
+
+    ``columns`` limits the decoding to the ones used (SHOW POOL_PROCESSES has a row per
+    Pgpool child and only its status is needed).
+    """
+    if res.status == pq.ExecStatus.TUPLES_OK:
+        names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
+        wanted = [(c, n) for c, n in enumerate(names) if columns is None or n in columns]
+        return tuple(
+            {
+                n: "" if (v := res.get_value(r, c)) is None else v.decode("utf-8", "replace")
+                for c, n in wanted
+            }
+            for r in range(res.ntuples)
+        )
+    if res.status == pq.ExecStatus.COMMAND_OK:
+        return ()
+    message = (res.error_message or b"").decode("utf-8", "replace").strip()
+    sqlstate = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+    cls: type[psycopg.Error] = psycopg.OperationalError
+    if sqlstate:
+        try:
+            cls = psycopg.errors.lookup(sqlstate)
+        except KeyError:
+            cls = psycopg.DatabaseError
+    raise cls(message or f"query failed ({pq.ExecStatus(res.status).name})")
+
+
+def simple_query(
+    conn: psycopg.Connection[Any], command: str, columns: Sequence[str] | None = None
+) -> Rows:
+    """One query through PQexec, which returns the last result set: the one Pgpool fills
+    when it sends an empty set first (SHOW POOL_PROCESSES, SHOW POOL_VERSION in 4.3).
+
+    PQexec releases the GIL while it waits, and the Connector's deadline (cancel request,
+    then socket shutdown) ends the wait as it does for a cursor.
+    """
+    with conn.lock:
+        res = conn.pgconn.exec_(command.encode())
+    return rows_of(res, columns)
+
+
+def simple_queries(
+    queries: Sequence[Query], deadline: float, done: Callable[[int], None] | None = None
+) -> list[Rows | psycopg.Error]:
+    """Run one query on each of several connections at once; a result or error for each.
+
+    The waits overlap: a poll that needs Pgpool's view and a live check of every backend
+    costs the slowest round trip instead of their sum. One connection failing does not
+    disturb the others. Each connection is read to the end (last result kept, as PQexec
+    does), so it is left idle and reusable. The Connector's deadline shuts the sockets of
+    late servers, which wakes the wait here; ``deadline`` is only the last resort.
+    ``done(i)`` is called as soon as query ``i`` has its answer (to stop its deadline).
+    """
+    out: list[Rows | psycopg.Error | None] = [None] * len(queries)
+    last: list[pq.abc.PGresult | None] = [None] * len(queries)
+    by_fd: dict[int, int] = {}
+    for i, (conn, command, _) in enumerate(queries):
+        try:
+            conn.pgconn.send_query(command.encode())
+            by_fd[conn.pgconn.socket] = i
+        except psycopg.Error as exc:
+            out[i] = exc
+    while by_fd:
+        left = deadline + 0.5 - time.monotonic()
+        ready = select.select(list(by_fd), [], [], max(left, 0))[0] if left > 0 else []
+        if not ready:
+            for i in by_fd.values():
+                out[i] = psycopg.errors.QueryCanceled("no answer within the deadline")
+            break
+        for fd in ready:
+            i = by_fd[fd]
+            pgconn = queries[i][0].pgconn
+            try:
+                pgconn.consume_input()
+                while not pgconn.is_busy():
+                    res = pgconn.get_result()
+                    if res is None:
+                        del by_fd[fd]
+                        if done is not None:
+                            done(i)
+                        got = last[i]
+                        out[i] = rows_of(got, queries[i][2]) if got is not None else ()
+                        break
+                    last[i] = res
+            except psycopg.Error as exc:
+                by_fd.pop(fd, None)
+                out[i] = exc
+    return [r if r is not None else psycopg.OperationalError("no result") for r in out]
