@@ -7,6 +7,9 @@ outbox they use are closed.
 
 Endpoints:
 
+JSON on the intake path goes through orjson: at thousands of events per second the standard
+library's decoder and encoder were a tenth of the request handling (bench/bridge.py).
+
 * ``POST /v1/events`` — bearer token (constant-time compare) → size limit → JSON → event schema
   → commit to the outbox → ``202`` (new) or ``200`` (a retry of a stored event). Every refusal
   is a 4xx with ``{"error": ..., "field": ...}`` and stores nothing.
@@ -17,13 +20,13 @@ Endpoints:
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -86,15 +89,14 @@ async def post_event(request: web.Request) -> web.Response:
         metrics.rejected.labels("too_large").inc()
         return _refuse(413, f"body exceeds the limit of {settings.max_body} bytes")
     try:
-        payload = json.loads(raw.decode("utf-8"))
+        payload = orjson.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         metrics.rejected.labels("malformed").inc()
         return _refuse(400, "body is not UTF-8")
-    except RecursionError:
+    except orjson.JSONDecodeError as exc:
         metrics.rejected.labels("malformed").inc()
-        return _refuse(400, "body is nested too deeply")
-    except json.JSONDecodeError as exc:
-        metrics.rejected.labels("malformed").inc()
+        if "depth limit" in exc.msg:  # orjson stops at 1024 levels of nesting
+            return _refuse(400, "body is nested too deeply")
         return _refuse(
             400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         )
@@ -115,13 +117,16 @@ async def post_event(request: web.Request) -> web.Response:
         return _refuse(
             503, "event store unavailable; not stored, retry later", headers={"Retry-After": "5"}
         )
-    return web.json_response(
-        {
-            "status": "accepted" if accepted.new else "duplicate",
-            "dedup_key": event.dedup_key,
-            "channels": list(accepted.channels),
-        },
+    return web.Response(
+        body=orjson.dumps(
+            {
+                "status": "accepted" if accepted.new else "duplicate",
+                "dedup_key": event.dedup_key,
+                "channels": list(accepted.channels),
+            }
+        ),
         status=202 if accepted.new else 200,
+        content_type="application/json",
     )
 
 

@@ -52,11 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _tune_gil() -> None:
+    """Hand the GIL over within 0.2 ms instead of Python's default 5 ms.
+
+    The outbox commits on a thread (SQLite releases the GIL during the fsync); the thread
+    needs the GIL back for a moment to return. While the event loop is busy with requests it
+    keeps the GIL for the whole switch interval, so with the default every group commit
+    could wait up to 5 ms for nothing: intake topped out near 3,500 events/s with a core
+    idle (bench/bridge.py).
+    """
+    sys.setswitchinterval(0.0002)
+
+
 def _serve(settings: Settings, level: str, access_log: bool) -> int:
     from aiohttp import web
 
     from .app import create_app
 
+    _tune_gil()
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -27,6 +27,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
+
 from ..channels.base import OpenProblem
 from ..events import Event, Kind, Severity, Tag, UpdateAction, event_from_json
 from . import Accepted, Backlog, Claim, Claimed, Dead, DeadLetter, Done, Muted, Outcome, Retry
@@ -285,7 +287,7 @@ class SqliteOutbox:
         self._fsync.shutdown(wait=True)
 
     async def accept(self, event: Event, channels: Sequence[str], now: float) -> Accepted:
-        body = json.dumps(event.to_json(), separators=(",", ":"))
+        body = orjson.dumps(event.to_json()).decode()
 
         def run(conn: sqlite3.Connection) -> Accepted:
             cur = conn.execute(
