@@ -11,7 +11,8 @@ outbox; one *lane* per configured channel then drains that channel's deliveries:
   briefly (a light circuit breaker) so a dead SMTP server is not hammered once per message;
 * **classification** — the channel says retryable or not; not retryable, too many attempts or too
   old → dead letter (``kyoten bridge replay`` brings it back);
-* **rate limit** — a token bucket per channel (``rate``/``burst``; Slack ≈ 1 message/s/channel);
+* **rate limit** — a token bucket per channel (``rate``/``burst``; Slack ≈ 1 message/s/channel),
+  shared by the bridges of a PostgreSQL outbox (``Outbox.pace``);
 * **mute windows** — deliveries due inside a window are recorded as muted, not sent (state
   channels still get their snapshot, flagged ``muted``);
 * **digest** — when more than ``digest.threshold`` events were routed to a channel within
@@ -383,7 +384,7 @@ class Pipeline:
             return await self._digest(lane, channel, items)
         outcomes: list[Outcome] = []
         for item in items:
-            wait = lane.bucket.delay()
+            wait = await self._pace(lane)
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
@@ -402,7 +403,7 @@ class Pipeline:
     async def _digest(
         self, lane: Lane, channel: EventChannel, items: Sequence[Claimed]
     ) -> list[Outcome]:
-        wait = lane.bucket.delay()
+        wait = await self._pace(lane)
         if wait > 0:
             await asyncio.sleep(wait)
         events = tuple(i.event for i in items)
@@ -415,6 +416,19 @@ class Pipeline:
         for i in items:
             self._delivered(lane, i)
         return [Done(i.id) for i in items]
+
+    async def _pace(self, lane: Lane) -> float:
+        """Seconds to wait before the next send on ``lane``: the rate limit every bridge on
+        a shared outbox keeps together, else (or while the outbox cannot say) this one's."""
+        if lane.cfg.rate > 0:
+            try:
+                shared = await self.outbox.pace(lane.name, lane.cfg.rate, lane.cfg.burst)
+            except Exception as exc:  # the outbox is down: pace locally, deliver anyway
+                log.debug("%s: shared rate limit unavailable: %s", lane.name, exc)
+            else:
+                if shared is not None:
+                    return shared
+        return lane.bucket.delay()
 
     def _delivered(self, lane: Lane, item: Claimed) -> None:
         self._note_ok(lane)

@@ -142,6 +142,12 @@ class Outbox(Protocol):
         finished (per-event order), oldest first, locked against other bridges."""
         ...
 
+    async def pace(self, channel: str, rate: float, burst: int) -> float | None:
+        """Take a send slot from ``channel``'s rate limit shared by every bridge on this
+        outbox; seconds to wait before using it. None: the outbox serves one bridge only,
+        whose own bucket decides."""
+        ...
+
     async def open_problems(self, channel: str) -> tuple[OpenProblem, ...]:
         """The problems routed to ``channel`` that are neither recovered nor closed."""
         ...

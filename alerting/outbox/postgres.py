@@ -14,8 +14,10 @@ already replicate. No clustering of our own: the database's row locks are the co
   being sent by the other bridge is still pending until that bridge commits.
 * **Site loss**: each bridge reconnects on its own; with a multi-host conninfo
   (``host=a,b target_session_attrs=read-write``) it follows the promoted primary. Either bridge
-  alone drains everything. Rate limits are per bridge: with both sending to one Slack channel
-  the combined rate can reach twice the configured one; Slack's 429 + Retry-After then paces it.
+  alone drains everything.
+* **Rate limits** are shared: a channel's token bucket is a row of ``kyoten_pace``, taken with
+  one atomic upsert on the database's clock, so two bridges sending to one Slack channel keep
+  to its configured rate together instead of twice it.
 
 Tables are prefixed ``kyoten_`` because the database is shared with other tenants.
 """
@@ -75,6 +77,11 @@ CREATE TABLE IF NOT EXISTS kyoten_receipts (
     receipt text NOT NULL,
     PRIMARY KEY (channel, event_id)
 );
+CREATE TABLE IF NOT EXISTS kyoten_pace (
+    channel text PRIMARY KEY,
+    tokens double precision NOT NULL,
+    stamp double precision NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kyoten_open_problems (
     channel text NOT NULL,
     event_id text NOT NULL,
@@ -102,6 +109,22 @@ WHERE d.channel = %s AND d.status = 'pending' AND d.next_at <= %s
 ORDER BY d.id
 LIMIT %s
 FOR UPDATE OF d SKIP LOCKED
+"""
+
+
+# One token taken from a channel's bucket shared by every bridge: refill by the time passed
+# on the database's clock (one clock for both sites), capped at the burst, minus this send.
+# A negative balance is a queue of reserved sends; the caller waits -tokens/rate seconds.
+_PACE = """
+INSERT INTO kyoten_pace AS p (channel, tokens, stamp)
+VALUES (%s, %s - 1, extract(epoch FROM clock_timestamp()))
+ON CONFLICT (channel) DO UPDATE SET
+    tokens = LEAST(
+        %s::double precision,
+        p.tokens + GREATEST(0, extract(epoch FROM clock_timestamp()) - p.stamp) * %s
+    ) - 1,
+    stamp = GREATEST(p.stamp, extract(epoch FROM clock_timestamp()))
+RETURNING tokens
 """
 
 
@@ -344,6 +367,15 @@ class PostgresOutbox:
                 yield _PgClaim(conn, channel, self.node, self.clock, items)
 
     # -- queries -------------------------------------------------------------------------
+
+    async def pace(self, channel: str, rate: float, burst: int) -> float | None:
+        async def run(conn: Conn) -> float:
+            cur = await conn.execute(_PACE, (channel, burst, burst, rate))
+            row = await cur.fetchone()
+            tokens = float(row[0]) if row else 0.0
+            return 0.0 if tokens >= 0 else -tokens / rate
+
+        return await self._run("pace", run)
 
     async def open_problems(self, channel: str) -> tuple[OpenProblem, ...]:
         async def run(conn: Conn) -> tuple[OpenProblem, ...]:

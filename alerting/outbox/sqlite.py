@@ -372,6 +372,9 @@ class SqliteOutbox:
         # without holding a lock across the send is safe, and intake is never blocked by it.
         yield _SqliteClaim(self, channel, self.read(run))
 
+    async def pace(self, channel: str, rate: float, burst: int) -> float | None:
+        return None  # one bridge per SQLite file: its own token bucket is the limit
+
     async def open_problems(self, channel: str) -> tuple[OpenProblem, ...]:
         def run(conn: sqlite3.Connection) -> tuple[OpenProblem, ...]:
             rows = conn.execute(

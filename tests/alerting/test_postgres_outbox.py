@@ -15,7 +15,7 @@ import pytest
 from kyoten.alerting.app import create_app
 from pytest_aiohttp import AiohttpClient
 
-from .conftest import AUTH, Smtp, bridge_config, eventually, payload, settings_of
+from .conftest import AUTH, FakeSlack, Smtp, bridge_config, eventually, payload, settings_of
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +88,32 @@ async def test_two_bridges_share_the_work_each_delivery_once(
         assert (await b.post("/v1/events", json=payload(str(9500 + i)), headers=AUTH)).status == 202
     await eventually(lambda: len(smtp.sink.mails) == before + 5, timeout=15)
     assert rows(outbox_db, "SELECT count(*) FROM kyoten_deliveries WHERE status<>'done'") == [(0,)]
+
+
+async def test_two_bridges_keep_one_slack_rate_together(
+    aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack, outbox_db: str
+) -> None:
+    """Slack allows about one message per second per channel, whichever bridge sends it: the
+    bucket is a row in the shared outbox, so two bridges together keep the configured rate."""
+    rate = 4.0
+
+    def pacing_site(node: str) -> Any:
+        doc = bridge_config(tmp_path, None, slack, node=node)
+        doc["outbox"] = {"backend": "postgresql", "conninfo": outbox_db}
+        doc["channels"]["slack"] |= {"rate": rate, "burst": 1}
+        return settings_of(doc, tmp_path)
+
+    a = await aiohttp_client(create_app(pacing_site("site-a")))
+    b = await aiohttp_client(create_app(pacing_site("site-b")))
+    n = 12
+    for i in range(n):
+        client = a if i % 2 else b
+        resp = await client.post("/v1/events", json=payload(str(9700 + i)), headers=AUTH)
+        assert resp.status == 202
+    await eventually(lambda: len(slack.posts()) >= n, timeout=20)
+    at = sorted(c.at for c in slack.posts())
+    # each bridge alone would allow `rate`/s, i.e. both together about twice as fast
+    assert at[-1] - at[0] >= (n - 1) / rate * 0.9, [round(t - at[0], 2) for t in at]
+    by = dict(rows(outbox_db, "SELECT finished_by, count(*) FROM kyoten_deliveries GROUP BY 1"))
+    assert set(by) == {"site-a", "site-b"}  # both bridges sent
+    assert rows(outbox_db, "SELECT channel FROM kyoten_pace") == [("slack",)]

@@ -6,8 +6,10 @@ server on its fixed loopback port, state in a throw-away directory, then ``down 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,21 +28,21 @@ def demo(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def lab() -> Iterator[Path]:
     busy = [f"{name}:{port}" for name, port in vars(Ports()).items() if port_open(port)]
     if busy:
         pytest.skip(f"a demo (or something else) already uses its ports: {', '.join(busy)}")
-    root = tmp_path_factory.mktemp("demo")
+    # Not under pytest's basetemp: every pytest session resets /tmp/pytest-of-root to 0700,
+    # which would lock the daemons' accounts out of a demo still running.
+    root = Path(tempfile.mkdtemp(prefix="kyoten-demo-test-"))
     root.chmod(0o755)
-    for parent in root.parents:  # the daemons' accounts must reach their directories
-        if parent != Path("/") and parent.stat().st_mode & 0o005 != 0o005:
-            parent.chmod(parent.stat().st_mode | 0o005)
     up = demo(root, "up")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         yield root
     finally:
         down = demo(root, "down", "--purge", timeout=300)
+        shutil.rmtree(root, ignore_errors=True)
         assert down.returncode == 0, down.stdout + down.stderr
 
 
