@@ -7,7 +7,10 @@ agent's own work and the TCP round trip are included):
     slot) and the Pgpool-II snapshot (kyoten.pgpool[pool-a]) in plugin mode;
   * the same two keys in UserParameter mode (``kyoten get`` started per poll);
   * one psql UserParameter item (SELECT pg_is_in_recovery()) as the reference;
-and the plugin process's RSS along 10,000 mixed requests.
+and the plugin process's RSS along 10,000 mixed requests. The lab's kyoten.toml lists each
+Pgpool's backends, so in plugin mode the Pgpool snapshot is Pgpool's own view plus the plugin's
+live checks over its kept connections (no SHOW POOL_NODES on the poll path); the agent's own
+round trip (agent.ping) is printed as the floor.
 
 Goals (issue 4): PostgreSQL snapshot p50 <= 2 ms, Pgpool snapshot p50 <= 5 ms (and >= 10x
 faster than one psql item), RSS <= 60 MB and flat.

@@ -221,6 +221,13 @@ def test_pgpool_refusing_sql_falls_back_to_pcp(cluster_factory: Callable[[], Any
     assert [b["status"] for b in p["backends"]] == [3, 3]
     assert [b["pg_status"] for b in p["backends"]] == [0, 0]  # and PostgreSQL agrees
     assert p["primary_node_id"] == -1 and p["children_busy"] is None
+    # plugin mode (backends listed, live checks of its own) falls back to PCP just the same
+    plugin = Collector(load_config(str(config)), persistent=True)
+    try:
+        q = json.loads(plugin.get("kyoten.pgpool", ["pool-a"]))
+    finally:
+        plugin.close()
+    assert (q["via_pcp"], q["backends_up"], q["live_checks"]) == (1, 0, "pgpool")
 
 
 def test_promotion_gives_two_primaries_and_disagreeing_pgpools(
