@@ -117,3 +117,56 @@ async def test_two_bridges_keep_one_slack_rate_together(
     by = dict(rows(outbox_db, "SELECT finished_by, count(*) FROM kyoten_deliveries GROUP BY 1"))
     assert set(by) == {"site-a", "site-b"}  # both bridges sent
     assert rows(outbox_db, "SELECT channel FROM kyoten_pace") == [("slack",)]
+
+
+async def test_the_outbox_follows_its_database_to_the_promoted_standby(
+    aiohttp_client: AiohttpClient, tmp_path: Path, smtp: Smtp, cluster_factory: Any
+) -> None:
+    """The outbox lives in the database the sites replicate. Site A's PostgreSQL is lost and
+    site B's standby promoted: a bridge with a multi-host conninfo refuses events (503, not
+    stored: Zabbix retries) until it reaches the new primary, then stores and delivers again,
+    and what was accepted before the failover (replicated) is not lost. (In practice the
+    intake reconnects within the same request: its batch is retried one event per
+    transaction on a fresh connection, which finds the new primary.)"""
+    import asyncio
+    import time
+
+    c = cluster_factory()
+    c.primary.sql('CREATE DATABASE "outbox"')
+    conninfo = (
+        f"host=127.0.0.1,127.0.0.1 port={c.primary.port},{c.standby.port} dbname=outbox "
+        "user=postgres connect_timeout=2 target_session_attrs=read-write"
+    )
+    bridge = await aiohttp_client(create_app(site(tmp_path, smtp, conninfo, "site-b")))
+    for i in range(5):
+        resp = await bridge.post("/v1/events", json=payload(str(9800 + i)), headers=AUTH)
+        assert resp.status == 202
+    await eventually(lambda: len(smtp.sink.mails) >= 5, timeout=15)
+    # asynchronous replication: wait until the standby has replayed what was committed
+    lsn = c.primary.value("SELECT pg_current_wal_lsn()::text")
+    await eventually(
+        lambda: c.standby.value("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)) is True
+    )
+    c.primary.stop("immediate")
+    c.standby.promote()
+
+    refused = 0
+    deadline = time.monotonic() + 30
+    for i in range(5):
+        while True:  # as Zabbix does: retry until the bridge says it is stored
+            resp = await bridge.post("/v1/events", json=payload(str(9900 + i)), headers=AUTH)
+            if resp.status in (200, 202):
+                break
+            assert resp.status == 503, await resp.text()
+            assert "not stored" in (await resp.json())["error"]
+            refused += 1
+            assert time.monotonic() < deadline, f"no new primary after {refused} refusals"
+            await asyncio.sleep(0.2)
+    await eventually(lambda: len(smtp.sink.mails) >= 10, timeout=30)
+    delivered = {str(m["X-Kyoten-Event"]).split()[0] for m in smtp.sink.messages()}
+    assert delivered == {str(9800 + i) for i in range(5)} | {str(9900 + i) for i in range(5)}
+    on_b = psycopg.connect(c.standby.conninfo("outbox"))
+    with on_b:
+        events = on_b.execute("SELECT count(*) FROM kyoten_events").fetchone()
+    assert events == (10,)
+    assert not c.primary.running()  # the events above went to the promoted standby
