@@ -50,8 +50,12 @@ class HttpLink:
             raise TowerUnreachable(self.url, f"HTTP request failed: {type(exc).__name__}") from exc
         if response.status in (401, 403):
             raise TowerRejected(self.url, f"HTTP {response.status}: check the tower's credentials")
+        if 400 <= response.status < 500 and response.status not in (408, 429):
+            # the tower understood and refused (wrong path or prefix, unknown command):
+            # sending the same request again cannot succeed
+            raise TowerRejected(self.url, f"HTTP {response.status}: check the URL's path")
         if response.status != 200:
-            raise TowerProtocolError(self.url, f"HTTP {response.status}")
+            raise TowerProtocolError(self.url, f"HTTP {response.status}")  # 5xx, 408, 429
         return body
 
     async def close(self) -> None:

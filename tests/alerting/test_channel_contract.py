@@ -14,6 +14,7 @@ omission unnoticed: add its harness to ``HARNESSES``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from kyoten.alerting.app import create_app
@@ -31,6 +33,8 @@ from kyoten.alerting.channels.base import (
     EventChannel,
     Notification,
     OpenProblem,
+    StateChannel,
+    StateSnapshot,
 )
 from kyoten.alerting.events import parse_event
 from pytest_aiohttp import AiohttpClient
@@ -73,6 +77,30 @@ def _auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -
     return AuthResult(success=ok, handled=False)
 
 
+TOWER_PASSWORD = "tower-secret-pw-1234"
+
+
+class FakeTowerApi:
+    """A tower's HTTP control API that answers with the scripted failure."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, int | None]] = []
+        self.app = web.Application()
+        self.app.router.add_get("/api/control", self._control)
+
+    async def _control(self, request: web.Request) -> web.Response:
+        status, after = self.script.pop(0) if self.script else (200, None)
+        headers = {"Retry-After": str(after)} if after is not None else {}
+        return web.Response(text="NG", status=status, headers=headers)
+
+
+@pytest.fixture
+async def tower_api(aiohttp_server: Any) -> Any:
+    fake = FakeTowerApi()
+    server = await aiohttp_server(fake.app, host="127.0.0.1")
+    return fake, server.port
+
+
 @pytest.fixture
 def auth_smtp() -> Any:
     sink = SmtpSink()
@@ -86,8 +114,11 @@ def auth_smtp() -> Any:
 
 
 @pytest.fixture
-async def harnesses(auth_smtp: Any, slack: FakeSlack) -> AsyncIterator[dict[str, Harness]]:
+async def harnesses(
+    auth_smtp: Any, slack: FakeSlack, tower_api: Any
+) -> AsyncIterator[dict[str, Harness]]:
     port, sink = auth_smtp
+    fake_tower, tower_port = tower_api
     dead_port = free_port()
     wrong_password = "wrong-secret-password-99"
 
@@ -139,7 +170,26 @@ async def harnesses(auth_smtp: Any, slack: FakeSlack) -> AsyncIterator[dict[str,
         )
         return {"webhook_url": url, "timeout": 3}
 
+    def tower(kind: str) -> dict[str, Any]:
+        answers = {
+            "server_error": (500, None),
+            "rate_limited": (429, 7),  # a tower never says 429; a proxy in front might
+            "rejected": (404, None),
+            "bad_credentials": (401, None),
+        }
+        if kind in answers:
+            fake_tower.script.append(answers[kind])
+        p = dead_port if kind == "unreachable" else tower_port
+        return {
+            "url": f"http://127.0.0.1:{p}",
+            "username": "admin",
+            "password": TOWER_PASSWORD,
+            "timeout": 3,
+            "retries": 0,
+        }
+
     yield {
+        "tower": Harness(tower, (TOWER_PASSWORD,), has_retry_after=False),
         "mail": Harness(mail, (SMTP_PASSWORD, wrong_password), has_retry_after=False),
         "slack": Harness(bot, (SLACK_TOKEN,)),
         "slack-webhook": Harness(webhook, (WEBHOOK_PATH, "secret-webhook-path-42")),
@@ -166,10 +216,12 @@ async def test_failure_classification_and_no_secret_leaks(
     async with aiohttp.ClientSession() as http:
         resources = ChannelResources(http, _no_problems, logging.getLogger("test"))
         channel = load_builder(channel_type)("under-test", harness.settings(kind), resources)
-        assert isinstance(channel, EventChannel)
-        event = parse_event(payload("31"))
         with pytest.raises(ChannelError) as exc:
-            await channel.send(Notification(event))
+            if isinstance(channel, EventChannel):
+                await channel.send(Notification(parse_event(payload("31"))))
+            else:  # a state channel (tower) is shown the open problems instead
+                assert isinstance(channel, StateChannel)
+                await channel.apply(StateSnapshot((), muted=False, now=time.time()))
         await channel.aclose()
     err = exc.value
     assert err.retryable is retryable, err.reason
