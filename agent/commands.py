@@ -90,7 +90,8 @@ def cmd_check_config(argv: list[str]) -> int:
         return 1
     print(f"{config.source}: OK (deadline {config.deadline:g} s)")
     failed = 0
-    collector = Collector(config) if args.connect else None
+    # persistent: the agent 2 plugin's code paths, e.g. a Pgpool's backends order check
+    collector = Collector(config, persistent=True) if args.connect else None
     for kind in ("postgres", "pgpool", "zabbix"):
         for name, t in config.targets(kind).items():
             line = f"  {kind:8} {name:20} {t.endpoint.address():22} site={t.site or '-'}"
@@ -107,6 +108,8 @@ def cmd_check_config(argv: list[str]) -> int:
                     failed += 1
                     line += f"  FAILED: {exc}"
             print(line)
+    if collector is not None:
+        collector.close()
     return 1 if failed else 0
 
 

@@ -92,7 +92,7 @@ def test_sr_check_columns_are_refreshed_in_the_background(
 
 
 def test_backends_listed_out_of_order_are_refused(
-    cluster: Any, kyoten_config: Path, tmp_path: Path
+    cluster: Any, kyoten_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     in_order = 'backends = ["site-a", "site-b"]'
     plugin = edited(kyoten_config, tmp_path, in_order, 'backends = ["site-b", "site-a"]')
@@ -101,6 +101,12 @@ def test_backends_listed_out_of_order_are_refused(
             plugin.get("kyoten.pgpool", ["pool-a"])
     finally:
         plugin.close()
+    # and `kyoten check-config --connect` says so before the agent does
+    from kyoten.agent.commands import cmd_check_config
+
+    assert cmd_check_config(["--config", str(tmp_path / "kyoten.toml"), "--connect"]) == 1
+    out = capsys.readouterr().out
+    assert "pool-a" in out and "list them in node order" in out and "site-a" in out
 
 
 def test_plugin_mode_sees_promotion_and_a_dead_standby(
