@@ -149,8 +149,21 @@ class Dispatcher:
         with self._lock:
             return len(self._flights)
 
-    def submit(self, req_id: int, key: str, params: tuple[str, ...], budget_s: float) -> None:
-        """Accept one export; its answer comes later, from another thread."""
+    def submit(
+        self,
+        req_id: int,
+        key: str,
+        params: tuple[str, ...],
+        budget_s: float,
+        *,
+        inline: bool = False,
+    ) -> Flight | None:
+        """Accept one export; its answer comes later, from another thread.
+
+        With ``inline`` a new computation is handed back instead of queued: the caller runs
+        it (``run``) on its own thread, sparing the request the wake-up of a worker (about
+        0.2 ms on a virtual machine whose idle CPU sleeps, a fifth of an answer).
+        """
         now = self._clock()
         reply_s = reply_budget(budget_s)
         waiter = Waiter(req_id, budget_s)
@@ -179,9 +192,19 @@ class Dispatcher:
             self._send(
                 req_id, None, f"kyoten plugin is busy: {self._max_pending} requests unanswered"
             )
-            return
+            return None
         if fresh:
+            if inline:
+                return flight
             self._queue.put(flight)
+        return None
+
+    def run(self, flight: Flight) -> None:
+        """Compute a flight handed back by ``submit(inline=True)`` and answer its waiters."""
+        try:
+            self._run(flight)
+        except BaseException:  # the calling thread must carry on serving
+            log.exception("inline export failed")
 
     def close(self) -> None:
         """Stop the timer and let the workers finish; pending ids stay unanswered."""

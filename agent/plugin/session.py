@@ -14,6 +14,7 @@ workers and the deadline thread go through one lock, one ``sendall`` per frame.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import socket
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import protocol as p
-from .dispatch import Dispatcher, Handler
+from .dispatch import Dispatcher, Flight, Handler
 from .options import OptionsError, PluginOptions, parse_options
 from .redact import Redactor
 
@@ -150,6 +151,17 @@ class Session:
         self._state = _State()
         self._handler_lock = threading.Lock()
         self.dispatcher: Dispatcher | None = None
+        # Leader/followers: whichever of two threads holds _reading reads the socket; on an
+        # export it hands reading over to the other (if that one is waiting) and computes
+        # the export itself, so the request does not wait for a worker to wake. Reading never
+        # stops: with nobody waiting, the export goes to the dispatcher's workers as before.
+        self._reading = threading.Lock()
+        self._standby = 0  # threads waiting for _reading (read without a lock: a hint)
+        self._standby_lock = threading.Lock()
+        self._inbox: collections.deque[bytes] = collections.deque()
+        self._inline: Flight | None = None
+        self._ended: str | None = None
+        self._done = threading.Event()
         # 6.0.14 prints Log frames of the registration run to stdout (its log is not open
         # yet): there, only what stops the agent is worth saying.
         level = logging.ERROR if initial else log_level
@@ -162,29 +174,68 @@ class Session:
         KYOTEN_LOG.addHandler(self._log_handler)
         if KYOTEN_LOG.level == logging.NOTSET or KYOTEN_LOG.level > self._log_handler.level:
             KYOTEN_LOG.setLevel(self._log_handler.level)
+        # Two threads take turns reading; this one only waits for the end, so that the
+        # session ends (and the process can exit) even while an export still runs.
+        for n in range(2):
+            threading.Thread(target=self._follow, name=f"kyoten-reader-{n}", daemon=True).start()
         try:
-            return self._loop()
-        except BaseException as exc:  # last resort: the caller exits cleanly either way
-            return f"internal error: {type(exc).__name__}: {exc}"
+            self._done.wait()
+            return self._ended or "internal error: ended without a reason"
         finally:
             KYOTEN_LOG.removeHandler(self._log_handler)
             self._shutdown()
 
-    def _loop(self) -> str:
+    def _follow(self) -> None:
+        try:
+            self._turns()
+        except BaseException as exc:  # last resort: the session still ends cleanly
+            self._ended = self._ended or f"internal error: {type(exc).__name__}: {exc}"
+        self._done.set()
+
+    def _turns(self) -> str:
+        """Take turns reading; compute the export a turn ends with; until the session ends."""
         while True:
+            with self._standby_lock:
+                self._standby += 1
+            self._reading.acquire()
+            with self._standby_lock:
+                self._standby -= 1
+            try:
+                if self._ended is not None:
+                    return self._ended
+                flight = self._read()
+            finally:
+                self._reading.release()
+            if flight is None:
+                assert self._ended is not None
+                return self._ended
+            assert self.dispatcher is not None
+            self.dispatcher.run(flight)
+
+    def _read(self) -> Flight | None:
+        """Handle frames until one needs computing here (returned) or the session ends."""
+        while True:
+            while self._inbox:
+                if self._on_body(self._inbox.popleft()):
+                    self._ended = TERMINATED
+                    return None
+                flight, self._inline = self._inline, None
+                if flight is not None:
+                    return flight
             try:
                 data = self._sock.recv(1 << 16)
             except OSError as exc:
-                return f"socket error: {exc}"
+                self._ended = f"socket error: {exc}"
+                return None
             if not data:
-                return "the agent closed the connection"
+                self._ended = "the agent closed the connection"
+                return None
             try:
-                for body in self._decoder.feed(data):
-                    if self._on_body(body):
-                        return TERMINATED
+                self._inbox.extend(self._decoder.feed(data))
             except p.FramingError as exc:
                 log.error("kyoten plugin: broken frame stream, giving up: %s", exc)
-                return f"protocol error: {exc}"
+                self._ended = f"protocol error: {exc}"
+                return None
 
     def _on_body(self, body: bytes) -> bool:
         """Handle one frame body; True once the agent asked us to terminate."""
@@ -280,7 +331,9 @@ class Session:
                 workers=self._state.options.workers,
                 max_pending=self._max_pending,
             )
-        self.dispatcher.submit(msg.id, msg.key, msg.params, self.budget(msg.timeout))
+        self._inline = self.dispatcher.submit(
+            msg.id, msg.key, msg.params, self.budget(msg.timeout), inline=self._standby > 0
+        )
 
     def _handler(self) -> Handler:
         """The handler, built on first use; a failure is retried by the next export."""

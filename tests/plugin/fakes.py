@@ -26,7 +26,8 @@ class ExpectedError(Exception):
 class FakeHandler:
     """``test.echo[...]`` params as JSON; ``test.sleep[s]``; ``test.fail``; ``test.bug``;
     ``test.count`` (calls so far, slowly); ``test.block`` (waits for :attr:`release`);
-    ``test.int`` (a contract slip: returns an int); ``test.budget`` (the deadline given)."""
+    ``test.int`` (a contract slip: returns an int); ``test.budget`` (the deadline given);
+    ``test.thread`` (the name of the thread computing it)."""
 
     def __init__(self, options: PluginOptions) -> None:
         self.options = options
@@ -58,6 +59,8 @@ class FakeHandler:
             return 42  # type: ignore[return-value]
         if key == "test.budget":
             return f"{deadline_s:.3f}"
+        if key == "test.thread":
+            return threading.current_thread().name
         raise ExpectedError(f"unknown key {key}")
 
     def close(self) -> None:
@@ -73,6 +76,7 @@ METRICS = [
     ("test.block", "Blocks until released."),
     ("test.int", "Returns a number instead of a string."),
     ("test.budget", "The deadline the handler was given."),
+    ("test.thread", "The thread that computes it."),
 ]
 
 

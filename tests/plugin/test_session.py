@@ -88,6 +88,27 @@ def test_exports_run_concurrently_and_are_answered_out_of_order(start_session: S
     assert order == [5, 4, 3]
 
 
+def test_a_lone_export_is_computed_by_the_thread_that_read_it(
+    start_session: Start, handlers: list[FakeHandler]
+) -> None:
+    """Leader/followers: while the other reader waits, the reading thread computes the export
+    itself (no worker wake-up on the way); with nobody waiting to read, the export goes to a
+    worker, so reading never stops."""
+    agent = start_session().agent
+    agent.configure()
+    for i in range(5):
+        time.sleep(0.02)  # the last computing thread is back waiting to read
+        agent.export(10 + i, "test.thread")
+        assert agent.reply()["value"].startswith("kyoten-reader-")
+    agent.export(20, "test.block")  # computed by one reader; the other one reads on
+    time.sleep(0.2)
+    agent.export(21, "test.thread")
+    reply = agent.reply()
+    assert reply["id"] == 21 and reply["value"].startswith("kyoten-export-")
+    handlers[0].release.set()
+    assert agent.reply()["id"] == 20
+
+
 def test_values_are_strings_even_when_the_handler_slips(start_session: Start) -> None:
     agent = start_session().agent
     agent.export(3, "test.int")
