@@ -92,24 +92,26 @@ def cmd_check_config(argv: list[str]) -> int:
     failed = 0
     # persistent: the agent 2 plugin's code paths, e.g. a Pgpool's backends order check
     collector = Collector(config, persistent=True) if args.connect else None
-    for kind in ("postgres", "pgpool", "zabbix"):
-        for name, t in config.targets(kind).items():
-            line = f"  {kind:8} {name:20} {t.endpoint.address():22} site={t.site or '-'}"
-            if collector is not None:
-                key = {
-                    "postgres": "kyoten.pg",
-                    "pgpool": "kyoten.pgpool",
-                    "zabbix": "kyoten.zabbix.ha",
-                }[kind]
-                try:
-                    collector.get(key, [name])
-                    line += "  reachable"
-                except KyotenError as exc:
-                    failed += 1
-                    line += f"  FAILED: {exc}"
-            print(line)
-    if collector is not None:
-        collector.close()
+    try:
+        for kind in ("postgres", "pgpool", "zabbix"):
+            for name, t in config.targets(kind).items():
+                line = f"  {kind:8} {name:20} {t.endpoint.address():22} site={t.site or '-'}"
+                if collector is not None:
+                    key = {
+                        "postgres": "kyoten.pg",
+                        "pgpool": "kyoten.pgpool",
+                        "zabbix": "kyoten.zabbix.ha",
+                    }[kind]
+                    try:
+                        collector.get(key, [name])
+                        line += "  reachable"
+                    except KyotenError as exc:
+                        failed += 1
+                        line += f"  FAILED: {exc}"
+                print(line)
+    finally:
+        if collector is not None:
+            collector.close()
     return 1 if failed else 0
 
 

@@ -158,7 +158,7 @@ class Dispatcher:
         *,
         inline: bool = False,
     ) -> Flight | None:
-        """Accept one export; its answer comes later, from another thread.
+        """Accept one export; its answer comes later, from a worker thread.
 
         With ``inline`` a new computation is handed back instead of queued: the caller runs
         it (``run``) on its own thread, sparing the request the wake-up of a worker (about
@@ -200,11 +200,12 @@ class Dispatcher:
         return None
 
     def run(self, flight: Flight) -> None:
-        """Compute a flight handed back by ``submit(inline=True)`` and answer its waiters."""
+        """Compute ``flight`` and answer its waiters (a worker's, or the caller's own after
+        ``submit(inline=True)``)."""
         try:
             self._run(flight)
-        except BaseException:  # the calling thread must carry on serving
-            log.exception("inline export failed")
+        except BaseException:  # never let a serving thread die: the pool would shrink for good
+            log.exception("export failed")
 
     def close(self) -> None:
         """Stop the timer and let the workers finish; pending ids stay unanswered."""
@@ -241,10 +242,7 @@ class Dispatcher:
             flight = self._queue.get()
             if flight is None:
                 return
-            try:
-                self._run(flight)
-            except BaseException:  # never let a worker die: the pool would shrink for good
-                log.exception("export worker failed")
+            self.run(flight)
 
     def _run(self, flight: Flight) -> None:
         with self._lock:

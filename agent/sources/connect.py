@@ -102,11 +102,10 @@ class Connector:
         must ``release`` the lease, saying whether the pass went well.
         """
         lock = self._lock(name)
-        got = (
-            lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
-            if wait
-            else (lock.acquire(blocking=False))
-        )
+        if wait:
+            got = lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+        else:
+            got = lock.acquire(blocking=False)
         if not got:
             if not wait:
                 return None

@@ -2,8 +2,8 @@
 
 Columns are read by name, never by position: SHOW POOL_NODES has 10 columns in 4.0, 12 in
 4.1/4.2 and 14 in 4.3+ (pg_monz broke on exactly this). Pgpool answers some SHOW commands
-with an empty result set followed by the real one, so every result set is read and the last
-one that carries rows is kept. Commands go over the simple query protocol, as psql sends them.
+with an empty result set followed by the real one; libpq's PQexec keeps the last result set,
+which is the real one. Commands go over the simple query protocol, as psql sends them.
 
 SHOW POOL_NODES is slow by design: for pg_status and pg_role Pgpool 4.3+ pings every backend
 and opens a fresh connection to each to ask pg_is_in_recovery() (about 11 ms for two local
@@ -27,9 +27,7 @@ from typing import Any
 import psycopg
 from kyoten.agent.config import PcpSettings
 from kyoten.agent.errors import TargetError
-from kyoten.agent.sources.libpq import simple_query
-
-Rows = tuple[dict[str, str], ...]
+from kyoten.agent.sources.libpq import Rows, simple_query
 
 
 @dataclass(frozen=True)
@@ -140,11 +138,12 @@ def order_problem(
     node whose host and port are exactly those of *another* listed target proves a wrong
     order; that one mistake would swap two backends' pg_status and pg_role unnoticed.
     """
-    if len(view) > len(backends):
-        return f"Pgpool has {len(view)} backends, backends lists {len(backends)}"
     owner = {addr: name for name, addr in addresses.items() if name in backends}
     for row in view:
-        mapped = backends[int(row.get("node_id", "0") or 0)]
+        node = int(row.get("node_id", "0") or 0)
+        if node >= len(backends):
+            continue  # not listed: nothing claimed about it (the caller falls back)
+        mapped = backends[node]
         seen = owner.get((row.get("hostname", ""), row.get("port", "")))
         if seen is not None and seen != mapped:
             return (

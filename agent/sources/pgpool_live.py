@@ -12,6 +12,7 @@ the background (``Refresher``). The decisions (joining, order check) are pure fu
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 
@@ -120,23 +121,21 @@ class PgpoolLive:
         for name in retry:
             live[name] = self._live_check(self.config.postgres[name], live_deadline)
         view = view_raw(health, processes, fixed, time.time())
+        if len(view.nodes) > len(t.backends):
+            return None  # a backend kyoten.toml does not list: only Pgpool can check it
         addresses = {
             n: (p.endpoint.host, str(p.endpoint.port)) for n, p in self.config.postgres.items()
         }
         problem = order_problem(view.nodes, t.backends, addresses)
         if problem is not None:
-            if problem.startswith("Pgpool has"):
-                return None
             raise ConfigError(f"{label}: {problem} (in {self.config.source})")
         by_node = {str(i): live[name] for i, name in enumerate(t.backends) if name in live}
-        reading = self._sr_columns(t, deadline)
-        return PgpoolRaw(
-            **{
-                **view.__dict__,
-                "nodes": compose_nodes(view.nodes, by_node, reading[0]),
-                "live_by": "kyoten",
-                "replication_age": reading[1],
-            }
+        rows, age = self._sr_columns(t, deadline)
+        return dataclasses.replace(
+            view,
+            nodes=compose_nodes(view.nodes, by_node, rows),
+            live_by="kyoten",
+            replication_age=age,
         )
 
     # ------------------------------------------------------------------ parts

@@ -91,6 +91,19 @@ def test_sr_check_columns_are_refreshed_in_the_background(
         plugin.close()
 
 
+def test_a_backend_not_listed_leaves_the_live_checks_to_pgpool(
+    cluster: Any, kyoten_config: Path, tmp_path: Path
+) -> None:
+    in_order = 'backends = ["site-a", "site-b"]'
+    plugin = edited(kyoten_config, tmp_path, in_order, 'backends = ["site-a"]')
+    try:
+        p = snap(plugin, "pool-a")
+    finally:
+        plugin.close()
+    assert p["live_checks"] == "pgpool" and p["replication_age"] == 0
+    assert [b["pg_role"] for b in p["backends"]] == ["primary", "standby"]
+
+
 def test_backends_listed_out_of_order_are_refused(
     cluster: Any, kyoten_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -366,4 +366,4 @@ def test_order_problem_catches_a_swap_but_accepts_names_for_addresses() -> None:
     assert order_problem(view, ["a", "b"], addresses) is None
     swapped = order_problem(view, ["b", "a"], addresses)
     assert swapped is not None and "postgres target 'a'" in swapped and "node order" in swapped
-    assert order_problem(view, ["a"], addresses) == "Pgpool has 2 backends, backends lists 1"
+    assert order_problem(view, ["a"], addresses) is None  # node 1 unlisted: no claim on it
