@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 #: Bumped when the parameter contract changes incompatibly; the media type sends it as
 #: ``kyoten_schema`` so a bridge and a media type of different generations fail loudly.
@@ -311,8 +312,8 @@ def _parse_tags(raw: str) -> tuple[Tag, ...]:
     if not raw:
         return ()
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise InvalidEvent("event_tags", f"not JSON ({exc.msg})") from None
     if not isinstance(data, list):
         raise InvalidEvent("event_tags", "must be a JSON array of {tag, value}")

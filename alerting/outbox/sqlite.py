@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -154,38 +155,57 @@ class _SqliteClaim:
         by_id = {c.id: c for c in self.items}
         channel = self.channel
 
-        def run(conn: sqlite3.Connection) -> None:
-            for o in outcomes:
-                if isinstance(o, Done | Muted):
-                    status = "done" if isinstance(o, Done) else "muted"
-                    conn.execute(
-                        "UPDATE deliveries SET status=?, finished_at=?, attempts=attempts+1"
-                        " WHERE id=? AND status='pending'",
-                        (status, self.outbox.clock(), o.id),
-                    )
-                    event = by_id[o.id].event
-                    if isinstance(o, Done) and o.receipt and event.kind is Kind.PROBLEM:
-                        conn.execute(
+        # One executemany per statement: a storm digest finishes thousands of rows at once.
+        # Delivery rows are independent of each other; receipt changes keep their order.
+        now = self.outbox.clock()
+        finished: dict[str, list[tuple[Any, ...]]] = {"done": [], "muted": [], "dead": []}
+        retried: list[tuple[Any, ...]] = []
+        receipts: list[tuple[str, tuple[Any, ...]]] = []
+        for o in outcomes:
+            if isinstance(o, Done | Muted):
+                finished["done" if isinstance(o, Done) else "muted"].append((now, o.id))
+                event = by_id[o.id].event
+                if isinstance(o, Done) and o.receipt and event.kind is Kind.PROBLEM:
+                    receipts.append(
+                        (
                             "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)",
-                            (channel, event.event_id, json.dumps(dict(o.receipt))),
+                            (channel, event.event_id, orjson.dumps(dict(o.receipt)).decode()),
                         )
-                    elif event.closes:
-                        conn.execute(
+                    )
+                elif event.closes:
+                    receipts.append(
+                        (
                             "DELETE FROM receipts WHERE channel=? AND event_id=?",
                             (channel, event.event_id),
                         )
-                elif isinstance(o, Retry):
-                    conn.execute(
-                        "UPDATE deliveries SET attempts=attempts+1, next_at=?, last_error=?"
-                        " WHERE id=? AND status='pending'",
-                        (o.next_at, o.error, o.id),
                     )
-                elif isinstance(o, Dead):
-                    conn.execute(
-                        "UPDATE deliveries SET status='dead', attempts=attempts+1,"
-                        " last_error=?, finished_at=? WHERE id=? AND status='pending'",
-                        (o.error, self.outbox.clock(), o.id),
+            elif isinstance(o, Retry):
+                retried.append((o.next_at, o.error, o.id))
+            elif isinstance(o, Dead):
+                finished["dead"].append((o.error, now, o.id))
+
+        def run(conn: sqlite3.Connection) -> None:
+            for status in ("done", "muted"):
+                if finished[status]:
+                    conn.executemany(
+                        f"UPDATE deliveries SET status='{status}', finished_at=?,"
+                        " attempts=attempts+1 WHERE id=? AND status='pending'",
+                        finished[status],
                     )
+            if finished["dead"]:
+                conn.executemany(
+                    "UPDATE deliveries SET status='dead', attempts=attempts+1,"
+                    " last_error=?, finished_at=? WHERE id=? AND status='pending'",
+                    finished["dead"],
+                )
+            if retried:
+                conn.executemany(
+                    "UPDATE deliveries SET attempts=attempts+1, next_at=?, last_error=?"
+                    " WHERE id=? AND status='pending'",
+                    retried,
+                )
+            for sql, group in itertools.groupby(receipts, key=lambda op: op[0]):
+                conn.executemany(sql, [params for _, params in group])
 
         await self.outbox.run(run)
 
@@ -362,8 +382,8 @@ class SqliteOutbox:
                     id=r[0],
                     attempts=r[1],
                     created_at=r[2],
-                    event=event_from_json(json.loads(r[3])),
-                    thread=json.loads(r[4]) if r[4] else None,
+                    event=event_from_json(orjson.loads(r[3])),
+                    thread=orjson.loads(r[4]) if r[4] else None,
                 )
                 for r in rows
             ]
