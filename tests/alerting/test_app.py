@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kyoten.alerting.app import create_app
+from kyoten.alerting.events import parse_event
+from kyoten.alerting.outbox.sqlite import SqliteOutbox
 from pytest_aiohttp import AiohttpClient
 
 from .conftest import (
@@ -270,6 +273,46 @@ async def test_storm_becomes_a_digest(
     digests = [t for t in texts if t.startswith("[Digest]")]
     assert digests and len(texts) < 30
     assert sum(t.count("\n[High]") + t.startswith("[High]") for t in texts) == 30
+
+
+async def test_backlog_left_by_a_storm_is_digested_after_a_restart(
+    aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """Arrivals in the window say nothing after a restart (or once the window has passed):
+    the pending backlog itself must still go out as digests, not one message per event."""
+    doc = bridge_config(tmp_path, None, slack)
+    doc["channels"]["slack"]["digest"] = {"threshold": 5, "window": 60, "max": 50, "interval": 0.2}
+    outbox = SqliteOutbox(str(tmp_path / "bridge.db"))
+    await outbox.open()
+    for i in range(20):  # stored by the bridge before it stopped, never delivered
+        await outbox.accept(parse_event(payload(str(3000 + i))), ["slack"], time.time())
+    await outbox.close()
+    await start(aiohttp_client, tmp_path, doc)
+    with sqlite3.connect(tmp_path / "bridge.db") as db:
+        for _ in range(300):
+            n = db.execute("SELECT count(*) FROM deliveries WHERE status='done'").fetchone()[0]
+            if n == 20:
+                break
+            await asyncio.sleep(0.02)
+    assert n == 20
+    texts = [c.data["text"] for c in slack.posts()]
+    assert texts and all(t.startswith("[Digest]") for t in texts), texts
+    assert sum(t.count("\n[High]") + t.startswith("[High]") for t in texts) == 20
+
+
+async def test_a_backlog_below_the_threshold_is_sent_one_by_one(
+    aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack
+) -> None:
+    doc = bridge_config(tmp_path, None, slack)
+    doc["channels"]["slack"]["digest"] = {"threshold": 5, "window": 60, "max": 50, "interval": 0.2}
+    outbox = SqliteOutbox(str(tmp_path / "bridge.db"))
+    await outbox.open()
+    for i in range(4):
+        await outbox.accept(parse_event(payload(str(3100 + i))), ["slack"], time.time())
+    await outbox.close()
+    await start(aiohttp_client, tmp_path, doc)
+    await eventually(lambda: len(slack.posts()) == 4)
+    assert not any(c.data["text"].startswith("[Digest]") for c in slack.posts())
 
 
 async def test_health_and_metrics(
