@@ -275,19 +275,27 @@ async def test_storm_becomes_a_digest(
     assert sum(t.count("\n[High]") + t.startswith("[High]") for t in texts) == 30
 
 
+async def start_with_backlog(
+    aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack, ids: range
+) -> Any:
+    """A bridge (Slack digest threshold 5) started on an outbox holding undelivered problems,
+    as one that stopped during a storm would leave it."""
+    outbox = SqliteOutbox(str(tmp_path / "bridge.db"))
+    await outbox.open()
+    for i in ids:
+        await outbox.accept(parse_event(payload(str(i))), ["slack"], time.time())
+    await outbox.close()
+    doc = bridge_config(tmp_path, None, slack)
+    doc["channels"]["slack"]["digest"] = {"threshold": 5, "window": 60, "max": 50, "interval": 0.2}
+    return await start(aiohttp_client, tmp_path, doc)
+
+
 async def test_backlog_left_by_a_storm_is_digested_after_a_restart(
     aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack
 ) -> None:
     """Arrivals in the window say nothing after a restart (or once the window has passed):
     the pending backlog itself must still go out as digests, not one message per event."""
-    doc = bridge_config(tmp_path, None, slack)
-    doc["channels"]["slack"]["digest"] = {"threshold": 5, "window": 60, "max": 50, "interval": 0.2}
-    outbox = SqliteOutbox(str(tmp_path / "bridge.db"))
-    await outbox.open()
-    for i in range(20):  # stored by the bridge before it stopped, never delivered
-        await outbox.accept(parse_event(payload(str(3000 + i))), ["slack"], time.time())
-    await outbox.close()
-    await start(aiohttp_client, tmp_path, doc)
+    await start_with_backlog(aiohttp_client, tmp_path, slack, range(3000, 3020))
     with sqlite3.connect(tmp_path / "bridge.db") as db:
         for _ in range(300):
             n = db.execute("SELECT count(*) FROM deliveries WHERE status='done'").fetchone()[0]
@@ -303,14 +311,7 @@ async def test_backlog_left_by_a_storm_is_digested_after_a_restart(
 async def test_a_backlog_below_the_threshold_is_sent_one_by_one(
     aiohttp_client: AiohttpClient, tmp_path: Path, slack: FakeSlack
 ) -> None:
-    doc = bridge_config(tmp_path, None, slack)
-    doc["channels"]["slack"]["digest"] = {"threshold": 5, "window": 60, "max": 50, "interval": 0.2}
-    outbox = SqliteOutbox(str(tmp_path / "bridge.db"))
-    await outbox.open()
-    for i in range(4):
-        await outbox.accept(parse_event(payload(str(3100 + i))), ["slack"], time.time())
-    await outbox.close()
-    await start(aiohttp_client, tmp_path, doc)
+    await start_with_backlog(aiohttp_client, tmp_path, slack, range(3100, 3104))
     await eventually(lambda: len(slack.posts()) == 4)
     assert not any(c.data["text"].startswith("[Digest]") for c in slack.posts())
 
