@@ -103,7 +103,6 @@ class Lane:
     next_reassert: float = 0.0
     hold_until: float = 0.0  # storm: no digest before this
     last_digest_at: float = 0.0
-    backlog_storm: bool = False  # the last claim saw a storm's worth of pending deliveries
 
     @property
     def name(self) -> str:
@@ -363,26 +362,18 @@ class Pipeline:
                 # storm left behind (the window has passed, or the bridge restarted) must still
                 # go out as digests, not as one message per event once the arrivals stop.
                 storm = dg.threshold > 0 and (
-                    lane.storm_level(now) >= dg.threshold or lane.backlog_storm
+                    lane.storm_level(now) >= dg.threshold
+                    or await self.outbox.due(lane.name, now, dg.threshold) >= dg.threshold
                 )
                 if storm and now < lane.last_digest_at + dg.interval:
                     lane.hold_until = lane.last_digest_at + dg.interval
                     break
                 # One delivery per claim outside a storm: its outcome is committed before the next
-                # send, so a crash can repeat at most the one message in flight. The claim looks
-                # ahead up to the threshold to see a backlog storm; the rest stays pending.
-                limit = dg.max if storm else max(1, dg.threshold)
-                async with self.outbox.claim(lane.name, limit, now) as claim:
+                # send, so a crash can repeat at most the one message in flight.
+                async with self.outbox.claim(lane.name, dg.max if storm else 1, now) as claim:
                     if not claim.items:
-                        lane.backlog_storm = False
                         break
-                    backlog = dg.threshold > 0 and len(claim.items) >= dg.threshold
-                    if backlog and not storm:
-                        lane.backlog_storm = True
-                        continue  # claim again, as a storm (nothing sent, nothing changed)
-                    lane.backlog_storm = backlog
-                    items = claim.items if storm else claim.items[:1]
-                    outcomes = await self._deliver(lane, items, storm, now)
+                    outcomes = await self._deliver(lane, claim.items, storm, now)
                     await claim.finish(outcomes)
                 if not outcomes:
                     break

@@ -142,6 +142,11 @@ class Outbox(Protocol):
         finished (per-event order), oldest first, locked against other bridges."""
         ...
 
+    async def due(self, channel: str, now: float, limit: int) -> int:
+        """How many of ``channel``'s pending deliveries are due at ``now``, counted up to
+        ``limit`` (the pipeline only asks whether a storm's worth is waiting). Locks nothing."""
+        ...
+
     async def pace(self, channel: str, rate: float, burst: int) -> float | None:
         """Take a send slot from ``channel``'s rate limit shared by every bridge on this
         outbox; seconds to wait before using it. None: the outbox serves one bridge only,

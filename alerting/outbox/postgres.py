@@ -111,6 +111,11 @@ LIMIT %s
 FOR UPDATE OF d SKIP LOCKED
 """
 
+_DUE = """
+SELECT count(*) FROM (
+  SELECT 1 FROM kyoten_deliveries
+  WHERE channel = %s AND status = 'pending' AND next_at <= %s LIMIT %s) AS due
+"""
 
 # One token taken from a channel's bucket shared by every bridge: refill by the time passed
 # on the database's clock (one clock for both sites), capped at the burst, minus this send.
@@ -367,6 +372,14 @@ class PostgresOutbox:
                 yield _PgClaim(conn, channel, self.node, self.clock, items)
 
     # -- queries -------------------------------------------------------------------------
+
+    async def due(self, channel: str, now: float, limit: int) -> int:
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(_DUE, (channel, now, limit))
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run("misc", run)
 
     async def pace(self, channel: str, rate: float, burst: int) -> float | None:
         async def run(conn: Conn) -> float:

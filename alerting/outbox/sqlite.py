@@ -99,6 +99,12 @@ ORDER BY d.id
 LIMIT ?
 """
 
+_DUE = """
+SELECT count(*) FROM (
+  SELECT 1 FROM deliveries
+  WHERE channel = ? AND status = 'pending' AND next_at <= ? LIMIT ?)
+"""
+
 
 def tags_json(event: Event) -> str:
     """Tags as stored in ``open_problems``."""
@@ -158,8 +164,9 @@ class _SqliteClaim:
         # One executemany per statement: a storm digest finishes thousands of rows at once.
         # Delivery rows are independent of each other; receipt changes keep their order.
         now = self.outbox.clock()
-        finished: dict[str, list[tuple[Any, ...]]] = {"done": [], "muted": [], "dead": []}
+        finished: dict[str, list[tuple[Any, ...]]] = {"done": [], "muted": []}
         retried: list[tuple[Any, ...]] = []
+        dead: list[tuple[Any, ...]] = []
         receipts: list[tuple[str, tuple[Any, ...]]] = []
         for o in outcomes:
             if isinstance(o, Done | Muted):
@@ -182,7 +189,7 @@ class _SqliteClaim:
             elif isinstance(o, Retry):
                 retried.append((o.next_at, o.error, o.id))
             elif isinstance(o, Dead):
-                finished["dead"].append((o.error, now, o.id))
+                dead.append((o.error, now, o.id))
 
         def run(conn: sqlite3.Connection) -> None:
             for status in ("done", "muted"):
@@ -192,11 +199,11 @@ class _SqliteClaim:
                         " attempts=attempts+1 WHERE id=? AND status='pending'",
                         finished[status],
                     )
-            if finished["dead"]:
+            if dead:
                 conn.executemany(
                     "UPDATE deliveries SET status='dead', attempts=attempts+1,"
                     " last_error=?, finished_at=? WHERE id=? AND status='pending'",
-                    finished["dead"],
+                    dead,
                 )
             if retried:
                 conn.executemany(
@@ -391,6 +398,13 @@ class SqliteOutbox:
         # A single process owns a SQLite outbox and one worker owns a channel, so reading
         # without holding a lock across the send is safe, and intake is never blocked by it.
         yield _SqliteClaim(self, channel, self.read(run))
+
+    async def due(self, channel: str, now: float, limit: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute(_DUE, (channel, now, limit)).fetchone()
+            return int(row[0])
+
+        return self.read(run)
 
     async def pace(self, channel: str, rate: float, burst: int) -> float | None:
         return None  # one bridge per SQLite file: its own token bucket is the limit

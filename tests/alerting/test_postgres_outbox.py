@@ -5,6 +5,7 @@ bridge collapse; order per event holds across bridges; either bridge carries on 
 from __future__ import annotations
 
 import collections
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 from kyoten.alerting.app import create_app
+from kyoten.alerting.events import parse_event
+from kyoten.alerting.outbox import Done, open_outbox
 from pytest_aiohttp import AiohttpClient
 
 from .conftest import AUTH, FakeSlack, Smtp, bridge_config, eventually, payload, settings_of
@@ -173,3 +176,27 @@ async def test_the_outbox_follows_its_database_to_the_promoted_standby(
         events = on_b.execute("SELECT count(*) FROM kyoten_events").fetchone()
     assert events == (10,)
     assert not c.primary.running()  # the events above went to the promoted standby
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_due_counts_pending_deliveries_up_to_the_limit(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """What the pipeline asks to see a storm's backlog: due now, this channel, at most limit."""
+    conninfo = request.getfixturevalue("outbox_db") if backend == "postgresql" else ""
+    outbox = open_outbox(backend, path=str(tmp_path / "due.db"), conninfo=conninfo)
+    await outbox.open()
+    try:
+        now = time.time()
+        for i in range(3):
+            await outbox.accept(parse_event(payload(str(4000 + i))), ["slack"], now)
+        await outbox.accept(parse_event(payload("4100")), ["mail"], now)
+        assert await outbox.due("slack", now, 10) == 3
+        assert await outbox.due("slack", now, 2) == 2
+        assert await outbox.due("slack", now - 60, 10) == 0  # none due yet at that time
+        assert await outbox.due("mail", now, 10) == 1
+        async with outbox.claim("slack", 1, now) as claim:
+            await claim.finish([Done(claim.items[0].id)])
+        assert await outbox.due("slack", now, 10) == 2
+    finally:
+        await outbox.close()
