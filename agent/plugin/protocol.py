@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+import orjson
+
 #: The only frame type agents send or accept ("only json data type (1) supported").
 FRAME_TYPE_JSON = 1
 HEADER = struct.Struct("<II")
@@ -223,7 +225,7 @@ def encode(msg: Response) -> bytes:
     Early 6.0 agents read the header and the body with one ``Read`` each and fail on a short
     read, so a frame is never written in pieces.
     """
-    body = json.dumps(response_body(msg), ensure_ascii=False, separators=(",", ":")).encode()
+    body = orjson.dumps(response_body(msg))  # compact, UTF-8 as is (ensure_ascii=False)
     return HEADER.pack(FRAME_TYPE_JSON, len(body)) + body
 
 
@@ -249,8 +251,8 @@ def _opt_int(body: dict[str, object], name: str) -> int | None:
 def parse_body(raw: bytes) -> Request:
     """Decode one frame body into a request; :class:`ProtocolError` if it is not one."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = orjson.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # orjson's is a subclass
         raise ProtocolError(f"frame body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ProtocolError("frame body is not a JSON object")
@@ -290,7 +292,7 @@ def request_id(raw: bytes) -> int | None:
     """Best-effort ``id`` of a body :func:`parse_body` rejected, so an export with a bad field
     can still be answered (an unanswered id only times out in the agent)."""
     try:
-        body = json.loads(raw)
+        body = orjson.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     if isinstance(body, dict) and body.get("type") == MessageType.EXPORT_REQUEST:

@@ -63,50 +63,70 @@ def simple_query(
     return rows_of(res, columns)
 
 
-def simple_queries(
-    queries: Sequence[Query], deadline: float, done: Callable[[int], None] | None = None
-) -> list[Rows | psycopg.Error]:
-    """Run one query on each of several connections at once; a result or error for each.
+class Batch:
+    """Queries on several connections at once, each sent as soon as its connection is held.
 
-    The waits overlap: a poll that needs Pgpool's view and a live check of every backend
-    costs the slowest round trip instead of their sum. One connection failing does not
-    disturb the others. Each connection is read to the end (last result kept, as PQexec
-    does), so it is left idle and reusable. The Connector's deadline shuts the sockets of
-    late servers, which wakes the wait here; ``deadline`` is only the last resort.
-    ``done(i)`` is called as soon as query ``i`` has its answer (to stop its deadline).
+    A pass that must take several connections (locks, maybe a reconnect) sends the first
+    query while it takes the next connection, so the servers' work overlaps the taking;
+    :meth:`wait` then collects every answer. The waits overlap too: a poll that needs
+    Pgpool's view and a live check of every backend costs the slowest round trip instead of
+    their sum. One connection failing does not disturb the others. Each connection is read
+    to the end (last result kept, as PQexec does), so it is left idle and reusable.
     """
-    out: list[Rows | psycopg.Error | None] = [None] * len(queries)
-    last: list[pq.abc.PGresult | None] = [None] * len(queries)
-    by_fd: dict[int, int] = {}
-    for i, (conn, command, _) in enumerate(queries):
+
+    def __init__(self) -> None:
+        self._queries: list[Query] = []
+        self._out: list[Rows | psycopg.Error | None] = []
+        self._by_fd: dict[int, int] = {}
+
+    def send(
+        self, conn: psycopg.Connection[Any], command: str, columns: Sequence[str] | None = None
+    ) -> None:
+        """Send ``command`` on ``conn`` without waiting; its answer is item n of :meth:`wait`
+        for the n-th call (a failed send is that item's error)."""
+        i = len(self._queries)
+        self._queries.append((conn, command, columns))
+        self._out.append(None)
         try:
             conn.pgconn.send_query(command.encode())
-            by_fd[conn.pgconn.socket] = i
+            self._by_fd[conn.pgconn.socket] = i
         except psycopg.Error as exc:
-            out[i] = exc
-    while by_fd:
-        left = deadline + 0.5 - time.monotonic()
-        ready = select.select(list(by_fd), [], [], max(left, 0))[0] if left > 0 else []
-        if not ready:
-            for i in by_fd.values():
-                out[i] = psycopg.errors.QueryCanceled("no answer within the deadline")
-            break
-        for fd in ready:
-            i = by_fd[fd]
-            pgconn = queries[i][0].pgconn
-            try:
-                pgconn.consume_input()
-                while not pgconn.is_busy():
-                    res = pgconn.get_result()
-                    if res is None:
-                        del by_fd[fd]
-                        if done is not None:
-                            done(i)
-                        got = last[i]
-                        out[i] = rows_of(got, queries[i][2]) if got is not None else ()
-                        break
-                    last[i] = res
-            except psycopg.Error as exc:
-                by_fd.pop(fd, None)
-                out[i] = exc
-    return [r if r is not None else psycopg.OperationalError("no result") for r in out]
+            self._out[i] = exc
+
+    def wait(
+        self, deadline: float, done: Callable[[int], None] | None = None
+    ) -> list[Rows | psycopg.Error]:
+        """A result or error for every query sent, in sending order.
+
+        The Connector's deadline shuts the sockets of late servers, which wakes the wait
+        here; ``deadline`` is only the last resort. ``done(i)`` is called as soon as query
+        ``i`` has its answer (to stop its deadline).
+        """
+        queries, out, by_fd = self._queries, self._out, self._by_fd
+        last: list[pq.abc.PGresult | None] = [None] * len(queries)
+        while by_fd:
+            left = deadline + 0.5 - time.monotonic()
+            ready = select.select(list(by_fd), [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                for i in by_fd.values():
+                    out[i] = psycopg.errors.QueryCanceled("no answer within the deadline")
+                break
+            for fd in ready:
+                i = by_fd[fd]
+                pgconn = queries[i][0].pgconn
+                try:
+                    pgconn.consume_input()
+                    while not pgconn.is_busy():
+                        res = pgconn.get_result()
+                        if res is None:
+                            del by_fd[fd]
+                            if done is not None:
+                                done(i)
+                            got = last[i]
+                            out[i] = rows_of(got, queries[i][2]) if got is not None else ()
+                            break
+                        last[i] = res
+                except psycopg.Error as exc:
+                    by_fd.pop(fd, None)
+                    out[i] = exc
+        return [r if r is not None else psycopg.OperationalError("no result") for r in out]

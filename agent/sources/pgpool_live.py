@@ -20,7 +20,7 @@ import psycopg
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget
 from kyoten.agent.errors import ConfigError, ConnectError, TargetError
 from kyoten.agent.sources.connect import Connector, Lease
-from kyoten.agent.sources.libpq import Query, Rows, simple_queries, simple_query
+from kyoten.agent.sources.libpq import Batch, Rows, simple_query
 from kyoten.agent.sources.pgpool import (
     BUSY_COLUMNS,
     HEALTH,
@@ -62,10 +62,15 @@ class PgpoolLive:
         assert main is not None
         leases: list[Lease] = [main]
         ok: dict[str, bool] = {main.name: False}
+        batch = Batch()  # each query leaves as soon as its connection is held
         try:
             fixed = fixed_facts(main.conn)
+            batch.send(main.conn, HEALTH)
             # busy children over the background reader's connection when it is idle
             side = self._try(t, deadline)
+            if side is not None:
+                leases.append(side)
+                batch.send(side.conn, PROCESSES, BUSY_COLUMNS)
             live: dict[str, LiveCheck] = {}
             checks: list[tuple[str, Lease]] = []
             # a hung backend must not cost the whole poll: Pgpool's view still gets answered
@@ -82,14 +87,10 @@ class PgpoolLive:
                     live[name] = LiveCheck("unknown", "unknown")
                     continue
                 checks.append((name, lease))
-            queries: list[Query] = [(main.conn, HEALTH, None)]
-            if side is not None:
-                leases.append(side)
-                queries.append((side.conn, PROCESSES, BUSY_COLUMNS))
-            leases += [lease for _, lease in checks]
-            queries += [(lease.conn, IN_RECOVERY, None) for _, lease in checks]
+                leases.append(lease)
+                batch.send(lease.conn, IN_RECOVERY)
             # each answer stops its own deadline: a frozen backend must not cut the others
-            results = simple_queries(queries, deadline, lambda i: leases[i].expiry.stop())
+            results = batch.wait(deadline, lambda i: leases[i].expiry.stop())
             for lease, result in zip(leases, results, strict=True):
                 ok[lease.name] = not isinstance(result, Exception)
             health = results[0]
