@@ -14,6 +14,7 @@ from captured import OPERATIONAL_60, REGISTRATION_60
 from fakes import METRICS, SECRET, FakeHandler
 from kyoten.agent.plugin import protocol as p
 from kyoten.agent.plugin.metrics import register_list
+from kyoten.agent.plugin.session import HANDOVER_S
 
 Start = Callable[..., Any]
 
@@ -91,17 +92,20 @@ def test_exports_run_concurrently_and_are_answered_out_of_order(start_session: S
 def test_a_lone_export_is_computed_by_the_thread_that_read_it(
     start_session: Start, handlers: list[FakeHandler]
 ) -> None:
-    """Leader/followers: while the other reader waits, the reading thread computes the export
-    itself (no worker wake-up on the way); with nobody waiting to read, the export goes to a
-    worker, so reading never stops."""
+    """Leader/followers: while the other reader stands by, the reading thread computes the
+    export itself (no worker wake-up on the way) and goes on reading afterwards (no hand-over
+    wake-up either). An export that takes longer than HANDOVER_S lets the standby take over
+    reading; with nobody standing by, the next export goes to a worker, so reading never
+    stops."""
     agent = start_session().agent
     agent.configure()
+    computed_by = set()
     for i in range(5):
-        time.sleep(0.02)  # the last computing thread is back waiting to read
         agent.export(10 + i, "test.thread")
-        assert agent.reply()["value"].startswith("kyoten-reader-")
-    agent.export(20, "test.block")  # computed by one reader; the other one reads on
-    time.sleep(0.2)
+        computed_by.add(agent.reply()["value"])
+    assert len(computed_by) == 1 and computed_by.pop().startswith("kyoten-reader-")
+    agent.export(20, "test.block")  # computed by one reader; the other one takes over
+    time.sleep(HANDOVER_S * 4)
     agent.export(21, "test.thread")
     reply = agent.reply()
     assert reply["id"] == 21 and reply["value"].startswith("kyoten-export-")
