@@ -199,11 +199,17 @@ class Dispatcher:
             self._queue.put(flight)
         return None
 
-    def run(self, flight: Flight) -> None:
+    def computing(self, key: str, params: tuple[str, ...]) -> bool:
+        """Whether a request for ``key[params]`` submitted now would join a computation."""
+        with self._lock:
+            return (key, params) in self._flights
+
+    def run(self, flight: Flight, settle: Callable[[], None] | None = None) -> None:
         """Compute ``flight`` and answer its waiters (a worker's, or the caller's own after
-        ``submit(inline=True)``)."""
+        ``submit(inline=True)``). ``settle`` runs between computing and answering, so the
+        caller can still add waiters (requests it has not read yet)."""
         try:
-            self._run(flight)
+            self._run(flight, settle)
         except BaseException:  # never let a serving thread die: the pool would shrink for good
             log.exception("export failed")
 
@@ -244,7 +250,7 @@ class Dispatcher:
                 return
             self.run(flight)
 
-    def _run(self, flight: Flight) -> None:
+    def _run(self, flight: Flight, settle: Callable[[], None] | None) -> None:
         with self._lock:
             if not flight.waiters:  # every requester timed out while this sat in the queue
                 del self._flights[flight.key]
@@ -262,6 +268,11 @@ class Dispatcher:
                 value = str(result)
         except BaseException as exc:  # SystemExit from a library included: answer, carry on
             error = self._describe(exc)
+        if settle is not None:
+            try:
+                settle()
+            except Exception:  # the waiters already here must be answered all the same
+                log.exception("settling export %s failed", key)
         with self._lock:
             self.stats.computed += 1
             if self._flights.get(flight.key) is flight:

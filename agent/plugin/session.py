@@ -169,6 +169,7 @@ class Session:
         self._last_export = -QUIET_S
         self._standby = 0  # threads waiting for a turn (read without the lock: a hint)
         self._inbox: collections.deque[bytes] = collections.deque()
+        self._gone: str | None = None  # why the byte stream ended, once read to its end
         self._inline: Flight | None = None
         self._ended: str | None = None
         self._done = threading.Event()
@@ -229,7 +230,7 @@ class Session:
                         self._turn.notify()  # a standby asleep for good: start looking
                     self._last_export = self._computing_since = now
                 assert self.dispatcher is not None
-                self.dispatcher.run(flight)
+                self.dispatcher.run(flight, self._settle)
                 with self._turn:
                     if self._reader != me:
                         break  # taken over while this export ran: stand by
@@ -257,20 +258,52 @@ class Session:
                 flight, self._inline = self._inline, None
                 if flight is not None:
                     return flight
-            try:
-                data = self._sock.recv(1 << 16)
-            except OSError as exc:
-                self._ended = f"socket error: {exc}"
+            if self._gone is None:
+                self._take_in(wait=True)
+            if self._gone is not None and not self._inbox:
+                self._ended = self._gone
                 return None
-            if not data:
-                self._ended = "the agent closed the connection"
-                return None
-            try:
-                self._inbox.extend(self._decoder.feed(data))
-            except p.FramingError as exc:
-                log.error("kyoten plugin: broken frame stream, giving up: %s", exc)
-                self._ended = f"protocol error: {exc}"
-                return None
+
+    def _take_in(self, *, wait: bool) -> None:
+        """Read what the agent sent into the inbox (without ``wait``, only what is there
+        already); the end of the byte stream is noted in ``_gone``."""
+        try:
+            data = self._sock.recv(1 << 16, 0 if wait else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._gone = f"socket error: {exc}"
+            return
+        if not data:
+            self._gone = "the agent closed the connection"
+            return
+        try:
+            self._inbox.extend(self._decoder.feed(data))
+        except p.FramingError as exc:
+            log.error("kyoten plugin: broken frame stream, giving up: %s", exc)
+            self._gone = f"protocol error: {exc}"
+
+    def _settle(self) -> None:
+        """Just before the reader answers the export it computed: requests for the same key
+        that arrived meanwhile join that computation, as they would have if a standby had
+        been reading (it takes over only after HANDOVER_S)."""
+        dispatcher = self.dispatcher
+        with self._turn:
+            if self._reader != threading.get_ident() or dispatcher is None:
+                return  # taken over: the new reader has been joining them all along
+            if self._gone is None:
+                self._take_in(wait=False)
+            while self._inbox:
+                try:
+                    msg = p.parse_body(self._inbox[0])
+                except p.ProtocolError:
+                    return  # _read answers it, in order
+                if not isinstance(msg, p.ExportRequest) or not dispatcher.computing(
+                    msg.key, msg.params
+                ):
+                    return
+                self._inbox.popleft()
+                self._export(msg)
 
     def _on_body(self, body: bytes) -> bool:
         """Handle one frame body; True once the agent asked us to terminate."""

@@ -202,6 +202,27 @@ def test_identical_requests_in_flight_share_one_computation(
     assert (stats.computed, stats.coalesced) == (2, 9)
 
 
+def test_identical_requests_arriving_during_a_quick_computation_share_it(
+    start_session: Start, handlers: list[FakeHandler]
+) -> None:
+    """The reader computing an export keeps reading to itself (no hand-over under
+    HANDOVER_S), so before answering it takes in the frames that arrived meanwhile: the
+    identical ones join the computation instead of starting another one each."""
+    run = start_session()
+    agent = run.agent
+    agent.configure(timeout=10)
+    agent.export(3, "test.count", "0.02")  # well under HANDOVER_S
+    time.sleep(0.005)  # the computation has started
+    for req_id in range(4, 12):
+        agent.export(req_id, "test.count", "0.02")
+    agent.export(12, "test.echo", "other")  # not identical: answered on its own
+    replies = {r["id"]: r.get("value") for r in (agent.reply() for _ in range(10))}
+    assert {replies[i] for i in range(3, 12)} == {"1"}
+    assert replies[12] == '["other"]'
+    assert handlers[0].calls == 2
+    assert run.session.dispatcher.stats.coalesced == 8
+
+
 def test_requests_beyond_the_pending_bound_are_refused_at_once(
     start_session: Start, handlers: list[FakeHandler]
 ) -> None:
