@@ -302,10 +302,11 @@ class Session:
                     msg.key, msg.params
                 ):
                     return
-                self._inbox.popleft()
-                self._export(msg)
+                # never inline: should that computation end meanwhile, this request starts
+                # a new one on a worker instead of waiting for this thread's next turn
+                self._on_body(self._inbox.popleft(), inline=False)
 
-    def _on_body(self, body: bytes) -> bool:
+    def _on_body(self, body: bytes, *, inline: bool = True) -> bool:
         """Handle one frame body; True once the agent asked us to terminate."""
         try:
             msg = p.parse_body(body)
@@ -316,16 +317,16 @@ class Session:
                 self._answer(req_id, None, f"malformed export request: {exc}")
             return False
         try:
-            return self._on_message(msg)
+            return self._on_message(msg, inline)
         except Exception as exc:
             log.exception("kyoten plugin: failed to handle %s", type(msg).__name__)
             if isinstance(msg, p.ExportRequest):
                 self._answer(msg.id, None, self._describe(exc))
             return False
 
-    def _on_message(self, msg: p.Request) -> bool:
+    def _on_message(self, msg: p.Request, inline: bool = True) -> bool:
         if isinstance(msg, p.ExportRequest):
-            self._export(msg)
+            self._export(msg, inline)
         elif isinstance(msg, p.TerminateRequest):
             return True
         elif isinstance(msg, p.RegisterRequest):
@@ -387,7 +388,7 @@ class Session:
                 return float(value)
         return float(DEFAULT_TIMEOUT_S)
 
-    def _export(self, msg: p.ExportRequest) -> None:
+    def _export(self, msg: p.ExportRequest, inline: bool = True) -> None:
         if self._state.options_error is not None:
             self._answer(msg.id, None, f"kyoten plugin: {self._state.options_error}")
             return
@@ -400,7 +401,11 @@ class Session:
                 max_pending=self._max_pending,
             )
         self._inline = self.dispatcher.submit(
-            msg.id, msg.key, msg.params, self.budget(msg.timeout), inline=self._standby > 0
+            msg.id,
+            msg.key,
+            msg.params,
+            self.budget(msg.timeout),
+            inline=inline and self._standby > 0,
         )
 
     def _handler(self) -> Handler:
