@@ -15,12 +15,12 @@ job (follow-ups, outcomes, housekeeping) runs its own statements. If one job of 
 the batch is rolled back and its jobs are re-run one transaction each (a problem then takes the
 one-event path), so a bad job cannot take others down with it.
 
-Two designs were measured and dropped (bench/bridge.py): everything on a writer thread, first
-with a statement per event and later in bulk. The sqlite3 module releases the GIL around every
-``sqlite3_step``, so the writer thread and the busy loop trade the GIL several times per batch,
-each trade waits for the loop's switch interval, the batch's commit comes later and intake with
-sixteen senders got slower (3,600–5,000 against 4,000–5,500 events/s), although the loop's own
-time per request fell.
+Two designs were measured and dropped (wrk floods of 16 senders, as in bench/bridge.py):
+everything on a writer thread, first with a statement per event and later in bulk. The sqlite3
+module releases the GIL around every ``sqlite3_step``, so the writer thread and the busy loop
+trade the GIL several times per batch, each trade waits for the loop's switch interval, the
+batch's commit comes later and intake with sixteen senders got slower (3,600–5,000 against
+4,000–5,500 events/s), although the loop's own time per request fell.
 
 The one blocking case: ``BEGIN IMMEDIATE`` waits (up to ``busy_timeout``) while another process
 holds the write lock — in practice only ``kyoten bridge replay``, whose transaction is tiny.
