@@ -369,12 +369,11 @@ class SqliteOutbox:
                 ):
                     if c not in targets:
                         targets.append(c)
-            if targets:
-                conn.execute(
-                    "INSERT INTO deliveries (seq, channel, event_id, next_at, created_at) VALUES "
-                    + ",".join(["(?, ?, ?, ?, ?)"] * len(targets)),
-                    [v for c in targets for v in (seq, c, event.event_id, now, now)],
-                )
+            _insert_rows(
+                conn,
+                "INSERT INTO deliveries (seq, channel, event_id, next_at, created_at)",
+                [(seq, c, event.event_id, now, now) for c in targets],
+            )
             self._track(conn, event, targets, now)
             return Accepted(True, tuple(targets))
 
@@ -395,23 +394,14 @@ class SqliteOutbox:
                 (event.event_id, *channels),
             )
             return
-        row = (
-            event.event_id,
-            int(event.severity),
-            event.name,
-            event.host,
-            int(bool(ack)),
-            now,
-            now,
-            tags_json(event),
-        )
+        rows = _open_problem_rows(event, channels, bool(ack), now)
         conn.execute(
             "INSERT INTO open_problems VALUES "
-            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(channels))
+            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             + " ON CONFLICT (channel, event_id) DO UPDATE SET severity=excluded.severity,"
             " acknowledged=CASE WHEN ? IS NULL THEN acknowledged ELSE excluded.acknowledged"
             " END, changed_at=excluded.changed_at",
-            [*(v for c in channels for v in (c, *row)), ack],
+            [*(v for row in rows for v in row), ack],
         )
 
     def claim(self, channel: str, limit: int, now: float) -> AbstractAsyncContextManager[Claim]:
@@ -527,6 +517,20 @@ class SqliteOutbox:
         return total
 
 
+def _open_problem_rows(
+    event: Event, channels: Sequence[str], acknowledged: bool, now: float
+) -> list[tuple[Any, ...]]:
+    """``open_problems`` rows opening (or refreshing) ``event`` on each of ``channels``."""
+    if not channels:
+        return []
+    tags = tags_json(event)
+    return [
+        (c, event.event_id, int(event.severity), event.name, event.host, int(acknowledged), now,
+         now, tags)
+        for c in channels
+    ]  # fmt: skip
+
+
 # Rows per multi-row statement: far below SQLite's variable limit (32,766 since 3.32; 999
 # before) whatever the number of columns.
 _ROWS_PER_STATEMENT = 100
@@ -585,22 +589,8 @@ def _insert_problems(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         stored.add(e.dedup_key)
         top += 1
         events.append((top, e.dedup_key, e.event_id, Kind.PROBLEM.value, p.body, p.now))
-        tags = tags_json(e) if p.channels else ""
-        for c in p.channels:
-            deliveries.append((top, c, e.event_id, p.now, p.now))
-            opens.append(
-                (
-                    c,
-                    e.event_id,
-                    int(e.severity),
-                    e.name,
-                    e.host,
-                    int(e.acknowledged),
-                    p.now,
-                    p.now,
-                    tags,
-                )
-            )
+        deliveries.extend((top, c, e.event_id, p.now, p.now) for c in p.channels)
+        opens.extend(_open_problem_rows(e, p.channels, e.acknowledged, p.now))
         job.result = Accepted(True, p.channels)
     _insert_rows(
         conn, "INSERT INTO events (seq, dedup_key, event_id, kind, body, accepted_at)", events
