@@ -22,6 +22,22 @@ trade the GIL several times per batch, each trade waits for the loop's switch in
 batch's commit comes later and intake with sixteen senders got slower (3,600–5,000 against
 4,000–5,500 events/s), although the loop's own time per request fell.
 
+A third was measured on 2026-11-29 and not kept: a storm batch as *one* statement (a multi-row
+``INSERT`` into a view whose ``INSTEAD OF`` trigger fills events, deliveries and open problems),
+run in autocommit off the loop, so the whole batch and its fsync are a single ``sqlite3_step``.
+Two variants: on the executor with the next batch chained from the completion callback, and on
+a dedicated writer thread that takes the queue itself without waiting for the loop (duplicates
+answered from the reader connection, ``seq`` assigned by the writer). Either way the loop's time
+per request fell by 20–30 µs, but intake did not follow: +6% for the first (5,020 against 4,730
+events/s, three alternating rounds), nothing beyond noise for the second (4,730 against 4,710,
+five and six runs alternating). The loop was no longer saturated (75% busy); the limit became
+the write cycle. In the server that cycle took 0.85 ms of wall time for about 10 events,
+0.54 ms of it CPU and most of that kernel context switching (``perf``: ``finish_task_switch``,
+the virtio kick), against 0.37 ms for the same statement run alone. With 16 closed-loop
+senders, the hand-offs between threads on this VM cost what the loop saved. The opposite,
+``COMMIT`` on the loop itself with no thread at all, was slower still (3,650–3,965 against
+4,240–4,890 events/s): writing the WAL frames is CPU work too, about 40 µs per event.
+
 The one blocking case: ``BEGIN IMMEDIATE`` waits (up to ``busy_timeout``) while another process
 holds the write lock — in practice only ``kyoten bridge replay``, whose transaction is tiny.
 """
