@@ -37,6 +37,8 @@ the virtio kick), against 0.37 ms for the same statement run alone. With 16 clos
 senders, the hand-offs between threads on this VM cost what the loop saved. The opposite,
 ``COMMIT`` on the loop itself with no thread at all, was slower still (3,650–3,965 against
 4,240–4,890 events/s): writing the WAL frames is CPU work too, about 40 µs per event.
+A larger page cache and memory-mapped reads (``cache_size`` 64 MiB, ``mmap_size`` 256 MiB)
+did not help either (4,200–4,660 against 4,760–4,870 events/s, three alternating bench runs).
 
 The one blocking case: ``BEGIN IMMEDIATE`` waits (up to ``busy_timeout``) while another process
 holds the write lock — in practice only ``kyoten bridge replay``, whose transaction is tiny.
