@@ -1,4 +1,4 @@
-"""``kyoten get``, ``kyoten check-config`` and ``kyoten export``."""
+"""``kyoten get`` and ``kyoten check-config``: what the agent host runs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 from kyoten.agent.collector import Collector, render
 from kyoten.agent.config import DEFAULT_PATH, ENV_VAR, load_config
@@ -115,97 +113,7 @@ def cmd_check_config(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-# ----------------------------------------------------------------------------- export
-
-
-def artefacts() -> dict[str, Callable[[], dict[str, str]]]:
-    """Generated files by group: relative path (from the repository root) → content."""
-    from kyoten.agent.export.docs import render_metrics_doc
-    from kyoten.agent.export.userparameters import render_userparameters
-
-    def templates() -> dict[str, str]:
-        from kyoten.agent.export.templates import render_all
-
-        return {f"templates/{name}": text for name, text in render_all().items()}
-
-    def userparameters() -> dict[str, str]:
-        text = render_userparameters()
-        return {
-            "packaging/zabbix/zabbix_agentd.d/kyoten.conf": text,
-            "packaging/zabbix/zabbix_agent2.d/kyoten.conf": text,
-        }
-
-    def agent2_plugin() -> dict[str, str]:
-        from kyoten.agent.plugin.config import render_plugin_conf
-
-        return {
-            "packaging/zabbix/zabbix_agent2.d/plugins.d/kyoten.conf": render_plugin_conf(
-                "/usr/bin/kyoten-agent2-plugin", None
-            )
-        }
-
-    return {
-        "templates": templates,
-        "userparameters": userparameters,
-        "agent2-plugin": agent2_plugin,
-        "docs": lambda: {"templates/METRICS.md": render_metrics_doc()},
-    }
-
-
-def cmd_export(argv: list[str]) -> int:
-    groups = artefacts()
-    p = argparse.ArgumentParser(
-        prog="kyoten export",
-        description="Write the files generated from the metric catalogue (templates, agent "
-        "config snippets, METRICS.md), or with --check fail if the committed ones differ.",
-    )
-    p.add_argument("what", choices=["all", *groups], help="which artefacts")
-    p.add_argument("--root", default=".", help="repository root to write under (default .)")
-    p.add_argument("--check", action="store_true", help="compare instead of writing")
-    p.add_argument("--stdout", action="store_true", help="print instead of writing")
-    p.add_argument(
-        "--binary",
-        help="kyoten executable for UserParameters (default /usr/bin/kyoten), with --stdout",
-    )
-    p.add_argument("--config", help="kyoten.toml path for UserParameters, with --stdout")
-    args = p.parse_args(argv)
-    if args.what == "userparameters" and (args.binary or args.config):
-        from kyoten.agent.export.userparameters import DEFAULT_BINARY, render_userparameters
-
-        if not args.stdout:
-            p.error(
-                "--binary/--config only make sense with --stdout (the committed files "
-                "use the packaged paths)"
-            )
-        sys.stdout.write(render_userparameters(args.binary or DEFAULT_BINARY, args.config))
-        return 0
-    files: dict[str, str] = {}
-    for name in groups if args.what == "all" else [args.what]:
-        files.update(groups[name]())
-    root = Path(args.root)
-    stale = []
-    for rel, text in sorted(files.items()):
-        path = root / rel
-        if args.stdout:
-            sys.stdout.write(text)
-        elif args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(rel)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {rel}")
-    if stale:
-        print(
-            "kyoten: generated files differ from the catalogue (run 'kyoten export all'):\n  "
-            + "\n  ".join(stale),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
 def main(argv: list[str]) -> int:
-    """Dispatch from ``kyoten.agent.cli``: argv[0] is the subcommand."""
-    commands = {"get": cmd_get, "check-config": cmd_check_config, "export": cmd_export}
+    """Dispatch from ``kyoten.shell.cli``: argv[0] is the subcommand."""
+    commands = {"get": cmd_get, "check-config": cmd_check_config}
     return commands[argv[0]](argv[1:])

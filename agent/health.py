@@ -36,13 +36,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
 from kyoten.agent.collector import Collector
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget, load_config
 from kyoten.agent.errors import KyotenError
+from kyoten.common.redact import redact_url
 
 log = logging.getLogger("kyoten.health")
 T = TypeVar("T")
@@ -105,14 +105,6 @@ class Report:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@``, for details and logs."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 # ----------------------------------------------------------------------------- pure judgements

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kyoten.common.redact import Redactor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .channels.base import (
@@ -190,7 +191,7 @@ class Pipeline:
         self.clock = clock
         self.rng = rng
         self.metrics = Metrics(registry or CollectorRegistry())
-        self._secrets = settings.secrets()
+        self._redactor = Redactor(settings.secrets())
         self._tz = zoneinfo.ZoneInfo(settings.timezone)
         self.lanes = {
             name: Lane(
@@ -268,9 +269,7 @@ class Pipeline:
 
     def redact(self, text: str) -> str:
         """``text`` with every configured secret replaced by ``***``."""
-        for s in self._secrets:
-            text = text.replace(s, "***")
-        return text
+        return self._redactor(text)
 
     def muted(self, cfg: ChannelConfig, now: float) -> bool:
         """Whether a mute window of ``cfg`` is active at ``now``."""

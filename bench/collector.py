@@ -25,10 +25,10 @@ from pathlib import Path
 from kyoten.agent.collector import Collector
 from kyoten.agent.config import load_config
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab.agent2 import Agent2
-from kyoten.agent.lab.cluster import build_cluster
-from kyoten.agent.lab.postgres import PG_USER, REPL_USER, pg_bindir
-from kyoten.agent.lab.procs import make_dir, spawn, stop_pid
+from kyoten.shell.lab.agent2 import Agent2
+from kyoten.shell.lab.cluster import build_cluster
+from kyoten.shell.lab.postgres import PG_USER, REPL_USER, pg_bindir
+from kyoten.shell.lab.procs import make_dir, spawn, stop_pid
 from measure import agent_check, row, timed
 from zabbix_utils import Getter
 
@@ -146,7 +146,7 @@ def start_receivewal(port: int, root: Path, count: int) -> list[subprocess.Popen
 
 
 def wait_walsenders(node: object, count: int) -> None:
-    from kyoten.agent.lab.postgres import PgNode
+    from kyoten.shell.lab.postgres import PgNode
 
     assert isinstance(node, PgNode)
     for _ in range(200):

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab import agent2 as lab
-from kyoten.agent.lab.cluster import build_cluster
-from kyoten.agent.lab.postgres import MONITOR_USER, pg_bindir
+from kyoten.shell.lab import agent2 as lab
+from kyoten.shell.lab.cluster import build_cluster
+from kyoten.shell.lab.postgres import MONITOR_USER, pg_bindir
 from measure import agent_check, row, timed
 from zabbix_utils import Getter
 

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from kyoten.common.redact import redact_url
 from kyoten.hardware.errors import (
     TowerConfigError,
     TowerProtocolError,
@@ -44,14 +45,6 @@ DEFAULT_PORT = 10000
 PNS_MODELS = ("nh", "la6", "lr5")
 PYSERIAL_SCHEMES = ("socket", "rfc2217", "loop")
 SCHEMES = ("pns", "phn", "http", "https", "serial", *PYSERIAL_SCHEMES)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@``, safe to log."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 class Tower:

@@ -53,6 +53,8 @@ run_tests() {
   .venv/bin/ruff check .
   log "mypy (strict)"
   PYTHON=.venv/bin/python .ci/typecheck
+  log "layer contracts (import-linter, pyproject.toml [tool.importlinter])"
+  PYTHONPATH=build/typecheck .venv/bin/lint-imports --no-cache
   log "generated files match the catalogue"
   .venv/bin/kyoten export all --check
   log "pytest"

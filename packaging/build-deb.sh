@@ -34,7 +34,7 @@ venv=$root$PREFIX
 log "sources"
 mkdir -p "$work/src"
 tar -C . --exclude=__pycache__ --exclude='*.pyc' -cf - \
-  pyproject.toml setup.py README.md agent alerting hardware | tar -C "$work/src" -xf -
+  pyproject.toml setup.py README.md agent alerting hardware shell common | tar -C "$work/src" -xf -
 
 # 2. the venv, the wheel, its dependencies
 log "venv ($PY) at $PREFIX"

@@ -1,6 +1,6 @@
 """Real servers for the integration tests, started once per session on 127.0.0.1.
 
-The lab classes live in ``kyoten.agent.lab`` so ``kyoten demo`` runs the very same code.
+The lab classes live in ``kyoten.shell.lab`` so ``kyoten demo`` runs the very same code.
 Tests that break things (promotion, stopped standby) build their own throw-away cluster with
 ``cluster_factory`` instead of damaging the shared one.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab.agent2 import Agent2
-from kyoten.agent.lab.cluster import Cluster, build_cluster
-from kyoten.agent.lab.postgres import PgNode
+from kyoten.shell.lab.agent2 import Agent2
+from kyoten.shell.lab.cluster import Cluster, build_cluster
+from kyoten.shell.lab.postgres import PgNode
 
 
 @pytest.fixture(scope="session")

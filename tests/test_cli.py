@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from kyoten.agent import cli
+from kyoten.shell import cli
 
 
 def test_version_matches_distribution(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,7 +26,7 @@ def test_unknown_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 def test_get_does_not_import_the_bridge_stack() -> None:
     """UserParameter mode pays Python start-up on every poll: keep aiohttp & co out of it."""
     code = (
-        "import sys; from kyoten.agent import cli; cli.build_parser();"
+        "import sys; from kyoten.shell import cli; cli.build_parser();"
         "heavy = ('aiohttp', 'slack_sdk', 'serial', 'aiosmtplib');"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )

@@ -41,7 +41,6 @@ from typing import Any
 import yaml
 from kyoten.agent.catalogue import FAMILIES
 from kyoten.agent.catalogue.model import Discovery, Family, Metric, Trigger, ValueType
-from kyoten.alerting.mediatype import media_type_export
 
 Node = dict[str, Any]
 
@@ -552,18 +551,19 @@ def to_yaml(document: Mapping[str, Any]) -> str:
     )
 
 
-def render_all() -> dict[str, str]:
+def render_all(media_types: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Every generated file under ``templates/``: relative name → text.
 
     ``6.0/*.yaml`` import into Zabbix 6.0 and later, ``7.0/*.yaml`` into 7.0 and later; each
-    directory also holds the alert bridge's webhook media type (declared in
-    :mod:`kyoten.alerting.mediatype`).
+    directory also holds the alert bridge's webhook media type. That document is the bridge's
+    contract, so the caller passes it in (``media_types``: export format → document) and the
+    collector never imports the bridge.
     """
     files: dict[str, str] = {}
     for version in VERSIONS:
         for family in FAMILIES:
             files[f"{version}/{file_name(family)}"] = to_yaml(template_export(family, version))
-        files[f"{version}/{MEDIA_TYPE_FILE}"] = to_yaml(media_type_export(version))
+        files[f"{version}/{MEDIA_TYPE_FILE}"] = to_yaml(media_types[version])
     return files
 
 

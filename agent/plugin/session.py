@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kyoten.common.redact import Redactor
+
 from . import protocol as p
 from .dispatch import Dispatcher, Flight, Handler
 from .options import OptionsError, PluginOptions, parse_options
-from .redact import Redactor
 
 log = logging.getLogger("kyoten.agent.plugin")
 #: Where the session's Log-frame handler hangs: the whole ``kyoten`` tree, so a warning from

@@ -8,10 +8,12 @@ channels that way). See :mod:`kyoten.alerting.channels.base` for the contract.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from .base import Builder
+if TYPE_CHECKING:  # only the type: config validation reads the names and must not load aiohttp
+    from .base import Builder
 
-REGISTRY: dict[str, str | Builder] = {
+REGISTRY: dict[str, "str | Builder"] = {
     "mail": "kyoten.alerting.channels.mail:build",
     "slack": "kyoten.alerting.channels.slack:build",
     "slack-webhook": "kyoten.alerting.channels.slack:build_webhook",

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kyoten.agent.lab.demo import Ports
-from kyoten.agent.lab.procs import port_open
+from kyoten.shell.lab.demo import Ports
+from kyoten.shell.lab.procs import port_open
 
 pytestmark = pytest.mark.integration
 KYOTEN = str(Path(sys.executable).with_name("kyoten"))

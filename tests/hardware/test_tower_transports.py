@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from kyoten.common.redact import redact_url
 from kyoten.hardware.emulator import EmulatedTower, TcpFrontEnd, WebFrontEnd
 from kyoten.hardware.errors import (
     TowerConfigError,
@@ -16,7 +17,7 @@ from kyoten.hardware.errors import (
 )
 from kyoten.hardware.model import Light, TowerState
 from kyoten.hardware.protocol.phe import Phe
-from kyoten.hardware.tower import open_tower, redact_url
+from kyoten.hardware.tower import open_tower
 
 from .conftest import StartEmulator
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kyoten.agent.lab.procs import free_port, make_dir, port_open, spawn, wait_for, write_file
-from kyoten.agent.lab.zabbix import (
+from kyoten.shell.lab.procs import free_port, make_dir, port_open, spawn, wait_for, write_file
+from kyoten.shell.lab.zabbix import (
     DEBIAN_SQL,
     ZabbixDb,
     api_url,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kyoten.agent.lab.procs import free_port
+from kyoten.shell.lab.procs import free_port
 
 from tests.conftest import Cluster
 

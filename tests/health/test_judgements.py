@@ -8,9 +8,9 @@ from kyoten.agent.health import (
     judge_api,
     judge_pgpool,
     judge_postgres,
-    redact_url,
     stale,
 )
+from kyoten.common.redact import redact_url
 
 PRIMARY = {"in_recovery": 0, "timeline": 3, "standbys_connected": 1}
 STANDBY = {"in_recovery": 1, "timeline": 3, "receiver_state": 1}

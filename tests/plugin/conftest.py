@@ -23,9 +23,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from fakes import FakeHandler, fake_spec  # noqa: E402
-from kyoten.agent.lab import agent2 as lab  # noqa: E402
 from kyoten.agent.plugin import protocol as p  # noqa: E402
 from kyoten.agent.plugin.session import PluginSpec, Session  # noqa: E402
+from kyoten.shell.lab import agent2 as lab  # noqa: E402
 
 
 class FakeAgent:

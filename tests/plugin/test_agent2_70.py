@@ -1,7 +1,7 @@
 """The plugin under agent 2 7.0 (Debian trixie's package, unpacked, run with trixie's loader).
 
 The trixie tree is the one the Zabbix 7.0 lab builds and caches
-(:func:`kyoten.agent.lab.zabbix70.ensure_root`, which installs zabbix-agent2 there too);
+(:func:`kyoten.shell.lab.zabbix70.ensure_root`, which installs zabbix-agent2 there too);
 ``KYOTEN_AGENT2_70_ROOT`` points the tests at another tree. 7.0 differs from 6.0 in
 what the plugin sees and in what the agent does with the answers: the item timeout arrives in
 every export, error texts are capitalised and get a full stop, a plugin exit it did not ask
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fakes import SECRET
-from kyoten.agent.lab import agent2 as lab
+from kyoten.shell.lab import agent2 as lab
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,7 +32,7 @@ def command70() -> tuple[str, ...]:
     """How to run trixie's agent 2 7.0 (building the cached trixie root on first use)."""
     root = os.environ.get("KYOTEN_AGENT2_70_ROOT")
     if not root:
-        from kyoten.agent.lab.zabbix70 import default_root, ensure_root
+        from kyoten.shell.lab.zabbix70 import default_root, ensure_root
 
         ensure_root()
         root = str(default_root())

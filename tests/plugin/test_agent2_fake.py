@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_agent2
 from fakes import SECRET
-from kyoten.agent.lab.agent2 import REGISTRATION_RACE, Agent2, AgentLabError
+from kyoten.shell.lab.agent2 import REGISTRATION_RACE, Agent2, AgentLabError
 from zabbix_utils.exceptions import ProcessingError
 
 pytestmark = [pytest.mark.integration, needs_agent2]

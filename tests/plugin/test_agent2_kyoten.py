@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import needs_agent2
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab.agent2 import Agent2, AgentLabError
+from kyoten.shell.lab.agent2 import Agent2, AgentLabError
 
 pytestmark = [pytest.mark.integration, needs_agent2]
 MakeAgent = Callable[..., Agent2]

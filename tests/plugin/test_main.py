@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kyoten.agent.lab.agent2 import console_script
 from kyoten.agent.plugin import protocol as p
+from kyoten.shell.lab.agent2 import console_script
 
 PLUGIN = console_script("kyoten-agent2-plugin")
 

@@ -10,7 +10,7 @@ from captured import OPTIONS_60
 from kyoten.agent.catalogue import agent_keys
 from kyoten.agent.plugin import bindings, metrics, options
 from kyoten.agent.plugin.config import render_plugin_conf
-from kyoten.agent.plugin.redact import Redactor
+from kyoten.common.redact import Redactor
 
 
 def leaf(text: str, line: int = 1) -> dict[str, object]:

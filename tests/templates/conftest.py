@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kyoten.agent import zabbix_import
-from kyoten.agent.lab.procs import LabError, free_port, write_file
-from kyoten.agent.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, Zabbix60, ZabbixDb, zabbix_port
-from kyoten.agent.lab.zabbix70 import Zabbix70
+from kyoten.shell import zabbix_import
+from kyoten.shell.lab.procs import LabError, free_port, write_file
+from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, Zabbix60, ZabbixDb, zabbix_port
+from kyoten.shell.lab.zabbix70 import Zabbix70
 
 
 @pytest.fixture(scope="session")

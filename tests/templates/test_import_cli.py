@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kyoten.agent.lab.procs import free_port
+from kyoten.shell.lab.procs import free_port
 
 KYOTEN = str(Path(sys.executable).with_name("kyoten"))
 

@@ -16,9 +16,10 @@ import yaml
 from kyoten.agent.catalogue import FAMILIES
 from kyoten.agent.catalogue.model import Family
 from kyoten.agent.export import templates as tpl
+from kyoten.shell.export import rendered_templates
 
 REPO = Path(__file__).resolve().parents[2]
-RENDERED = tpl.render_all()
+RENDERED = rendered_templates()
 DOCS = {name: yaml.safe_load(text) for name, text in RENDERED.items()}
 
 
@@ -61,7 +62,7 @@ def test_committed_files_are_what_the_catalogue_renders() -> None:
 
 
 def test_rendering_is_deterministic() -> None:
-    assert tpl.render_all() == RENDERED
+    assert rendered_templates() == RENDERED
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from kyoten.agent.catalogue import pgpool, postgres
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2
-from kyoten.agent.lab.config import ZabbixDb as LabZabbixDb
-from kyoten.agent.lab.config import lab_config
-from kyoten.agent.lab.procs import make_dir, write_file
-from kyoten.agent.lab.zabbix import Zabbix60
+from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2
+from kyoten.shell.lab.config import ZabbixDb as LabZabbixDb
+from kyoten.shell.lab.config import lab_config
+from kyoten.shell.lab.procs import make_dir, write_file
+from kyoten.shell.lab.zabbix import Zabbix60
 
 from .conftest import wait_until
 

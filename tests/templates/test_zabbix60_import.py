@@ -9,9 +9,10 @@ import pytest
 from kyoten.agent.catalogue import FAMILIES
 from kyoten.agent.catalogue.model import Family
 from kyoten.agent.export import templates as tpl
-from kyoten.agent.lab.procs import free_port, write_file
-from kyoten.agent.lab.zabbix import Zabbix60
-from kyoten.agent.zabbix_import import documents, effective_changes, import_rules
+from kyoten.shell.export import rendered_templates
+from kyoten.shell.lab.procs import free_port, write_file
+from kyoten.shell.lab.zabbix import Zabbix60
+from kyoten.shell.zabbix_import import documents, effective_changes, import_rules
 
 from .conftest import kyoten_import
 
@@ -87,7 +88,7 @@ def test_second_import_changes_nothing(
     imported60: Any, zabbix60: Zabbix60, admin_password_file: Path
 ) -> None:
     """Stable UUIDs + canonical files: importcompare is empty, before and after re-importing."""
-    docs = documents(tpl.render_all(), "6.0", templates=True, media_type=False)
+    docs = documents(rendered_templates(), "6.0", templates=True, media_type=False)
     rules = {k: v for k, v in import_rules((6, 0)).items() if k != "mediaTypes"}
     for doc in docs:
         diff = imported60.configuration.importcompare(format="yaml", source=doc.source, rules=rules)
@@ -120,7 +121,7 @@ def test_wrong_credentials_are_a_clear_error_without_the_secret(
     pw = write_file(lab_root / "wrong.pw", secret + "\n", "root", 0o600)
     assert kyoten_import(zabbix60.url, pw) == 4
     token = "f" * 64
-    from kyoten.agent import zabbix_import
+    from kyoten.shell import zabbix_import
 
     rc = zabbix_import.main(["import", "--url", zabbix60.url, "--token", token, "--templates"])
     assert rc == 4
@@ -130,7 +131,7 @@ def test_wrong_credentials_are_a_clear_error_without_the_secret(
 
 
 def test_old_server_is_refused() -> None:
-    from kyoten.agent.zabbix_import import ImportFailed, check_version
+    from kyoten.shell.zabbix_import import ImportFailed, check_version
 
     with pytest.raises(ImportFailed, match="not supported") as exc:
         check_version((5, 4), "5.4.9")
@@ -141,7 +142,7 @@ def test_import_with_an_api_token(imported60: Any, zabbix60: Zabbix60) -> None:
     """The unattended path (CI, configuration management): a token instead of a password."""
     (tokenid,) = imported60.token.create(name="kyoten-import-test", userid="1")["tokenids"]
     (generated,) = imported60.token.generate(tokenid)
-    from kyoten.agent import zabbix_import
+    from kyoten.shell import zabbix_import
 
     argv = ["import", "--url", zabbix60.url, "--token", generated["token"]]
     assert zabbix_import.main([*argv, "--templates"]) == 0

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from kyoten.agent.lab.zabbix import Zabbix60
 from kyoten.alerting.events import Kind, parse_event
 from kyoten.alerting.mediatype import payload_names
+from kyoten.shell.lab.zabbix import Zabbix60
 
 from .conftest import wait_until
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from kyoten.agent.catalogue import FAMILIES
 from kyoten.agent.export import templates as tpl
-from kyoten.agent.lab.zabbix70 import Zabbix70
-from kyoten.agent.zabbix_import import compare_documents, documents
+from kyoten.shell.export import rendered_templates
+from kyoten.shell.lab.zabbix70 import Zabbix70
+from kyoten.shell.zabbix_import import compare_documents, documents
 
 from .conftest import kyoten_import
 
@@ -38,7 +39,7 @@ def test_files_import_into_7_0_and_are_idempotent(
     assert kyoten_import(zabbix70.url, admin_password_file, "--format", fmt) == 0
     assert api.configuration.export(format="yaml", options={"templates": ids}) == before
     if fmt == "7.0":
-        docs = documents(tpl.render_all(), fmt, templates=True, media_type=True)
+        docs = documents(rendered_templates(), fmt, templates=True, media_type=True)
         assert compare_documents(api, docs) == {}
         assert kyoten_import(zabbix70.url, admin_password_file, "--check") == 0
     templates = api.template.get(

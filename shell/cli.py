@@ -18,14 +18,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "get": ("kyoten.agent.commands", "print one item's value as Zabbix should store it"),
     "check-config": ("kyoten.agent.commands", "validate the TOML config and list the targets"),
     "export": (
-        "kyoten.agent.commands",
+        "kyoten.shell.export",
         "write generated artefacts (templates, agent config, docs)",
     ),
-    "import": ("kyoten.agent.zabbix_import", "import templates and the media type through the API"),
+    "import": ("kyoten.shell.zabbix_import", "import templates and the media type through the API"),
     "bridge": ("kyoten.alerting.cli", "run and operate the alert bridge"),
     "tower": ("kyoten.hardware.cli", "drive, query or emulate PATLITE signal towers"),
     "health": ("kyoten.agent.health", "serve the GSLB site health endpoint"),
-    "demo": ("kyoten.agent.lab.demo", "bring up the local demo lab and inject faults"),
+    "demo": ("kyoten.shell.lab.demo", "bring up the local demo lab and inject faults"),
 }
 
 

@@ -1,6 +1,6 @@
 """``kyoten import``: put kyoten's templates and the bridge media type into a Zabbix server.
 
-Thin on purpose: the documents come from :func:`kyoten.agent.export.templates.render_all` (the
+Thin on purpose: the documents come from :func:`kyoten.shell.export.rendered_templates` (the
 same text as the committed ``templates/`` files, which a test keeps equal), the import rules
 from :func:`import_rules`; this module only talks to the API. Re-running it is harmless: the
 UUIDs are stable, so objects are updated in place, and ``configuration.importcompare`` shows
@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from kyoten.common.redact import redact
 
 MIN_VERSION = (6, 0)
 MAX_VERSION = (7, 4)
@@ -139,13 +141,6 @@ def _leaf_changes(before: Any, after: Any, path: str) -> list[str]:
     return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 # ---------------------------------------------------------------------------------- API
 def connect(url: str, token: str | None, user: str | None, password: str | None) -> Any:
     """A logged-in ``ZabbixAPI`` after checking the server version; raises ImportFailed."""
@@ -262,7 +257,7 @@ def _password(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str 
 
 def main(argv: Sequence[str]) -> int:
     """``kyoten import ...``; ``argv[0]`` is ``"import"``."""
-    from kyoten.agent.export.templates import render_all
+    from kyoten.shell.export import rendered_templates
 
     parser = build_parser()
     args = parser.parse_args(list(argv[1:]))
@@ -276,7 +271,7 @@ def main(argv: Sequence[str]) -> int:
         fmt = export_format(version) if args.format == "auto" else args.format
         if fmt == "7.0" and version < (7, 0):
             raise ImportFailed(f"7.0 files do not import into Zabbix {version[0]}.{version[1]}", 2)
-        docs = documents(render_all(), fmt, templates, media_type)
+        docs = documents(rendered_templates(), fmt, templates, media_type)
         if args.check:
             diffs = compare_documents(api, docs)
             for name, changes in diffs.items():

@@ -1,10 +1,11 @@
-"""Keep secrets out of everything the plugin writes to the agent.
+"""Keep secrets out of everything kyoten writes: the one redaction helper of every part.
 
-Log frames end up in the agent's log file and error replies in the Zabbix database and
-frontend, both readable by far more people than the kyoten config. The collector is meant to
-produce clean messages already; this is the second line: connection-string passwords are
-masked by pattern, and the exact values of configured secrets (registered once the config
-is loaded) are masked wherever they appear.
+The agent 2 plugin's log frames end up in the agent's log file and its error replies in the
+Zabbix database and frontend; the bridge's delivery errors reach ``/health``, its logs and its
+dead letters; ``kyoten import`` prints API errors; tower URLs are logged. All are readable by far
+more people than the config. Callers are meant to produce clean messages already; this is the
+second line: connection-string and URL passwords are masked by pattern, and the exact values of
+configured secrets (registered once the config is loaded) are masked wherever they appear.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 # password=..., password: ..., "password": "..." (libpq keyword strings, TOML/JSON echoes)
@@ -47,3 +49,18 @@ class Redactor:
                 text = text.replace(secret, MASK)
         text = _URL.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
         return _KEYWORD.sub(lambda m: f"{m['k']}{m['q']}{MASK}", text)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with ``secrets`` and password-looking fragments masked (a one-off
+    :class:`Redactor`)."""
+    return Redactor(secrets)(text)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, for details and logs: the user
+    name goes too, since some towers and proxies take a token there."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=MASK + "@" + parts.netloc.rpartition("@")[2]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kyoten.agent.lab.pgpool import PCP_PASSWORD, PCP_USER, Pgpool
-from kyoten.agent.lab.postgres import MONITOR_USER, PgNode
+from kyoten.shell.lab.pgpool import PCP_PASSWORD, PCP_USER, Pgpool
+from kyoten.shell.lab.postgres import MONITOR_USER, PgNode
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from kyoten.agent.lab.postgres import PG_USER, PgNode
-from kyoten.agent.lab.procs import (
+from kyoten.shell.lab.postgres import PG_USER, PgNode
+from kyoten.shell.lab.procs import (
     LabError,
     make_dir,
     port_open,
@@ -71,7 +71,7 @@ class Pgpool:
     def config(self) -> str:
         d = self.workdir
         lines = [
-            "# pgpool-II 4.3, standalone, written by kyoten.agent.lab",
+            "# pgpool-II 4.3, standalone, written by kyoten.shell.lab",
             "backend_clustering_mode = 'streaming_replication'",
             f"listen_addresses = '{self.host}'",
             f"port = {self.port}",

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kyoten.agent.lab.procs import LabError, chown_to, free_port, read_pid, stop_pid
+from kyoten.shell.lab.procs import LabError, chown_to, free_port, read_pid, stop_pid
 from zabbix_utils.exceptions import ProcessingError
 
 AGENT2 = "/usr/sbin/zabbix_agent2"

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kyoten.agent.lab.procs import LabError, port_open, read_pid, run, spawn, stop_pid, wait_for
-from kyoten.agent.lab.zabbix import (
+from kyoten.shell.lab.procs import LabError, port_open, read_pid, run, spawn, stop_pid, wait_for
+from kyoten.shell.lab.zabbix import (
     PHP_SETTINGS,
     ZabbixDb,
     api_url,
@@ -128,7 +128,7 @@ def ensure_root(root: Path | None = None) -> float:
     # maintainer scripts must never start a daemon: the root shares the host's network
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text(
-        "#!/bin/sh\n# kyoten.agent.lab.zabbix70: no services in this root\nexit 101\n"
+        "#!/bin/sh\n# kyoten.shell.lab.zabbix70: no services in this root\nexit 101\n"
     )
     policy.chmod(0o755)
     security = (

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from kyoten.agent.lab.procs import LabError, chown_to, make_dir, read_pid, run, wait_for, write_file
+from kyoten.shell.lab.procs import LabError, chown_to, make_dir, read_pid, run, wait_for, write_file
 
 PG_USER = "postgres"
 REPL_USER = "replicator"
@@ -101,7 +101,7 @@ class PgNode:
         write_file(
             self.datadir / "kyoten_lab.conf",
             (
-                "# written by kyoten.agent.lab\n"
+                "# written by kyoten.shell.lab\n"
                 f"listen_addresses = '{self.host}'\nport = {self.port}\n"
                 f"unix_socket_directories = '{sock}'\ncluster_name = '{self.name}'\n"
                 "wal_level = replica\nhot_standby = on\nmax_wal_senders = 40\n"

@@ -8,7 +8,7 @@ of lab frontends can run side by side). The server runs as a named HA node, so t
 it through ``ha_node`` exactly as in production.
 
 The pieces that do not depend on the Zabbix version (database load, configuration texts,
-waiting for the API) are shared with :mod:`kyoten.agent.lab.zabbix70`.
+waiting for the API) are shared with :mod:`kyoten.shell.lab.zabbix70`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kyoten.agent.lab.postgres import PG_USER, PgNode
-from kyoten.agent.lab.procs import (
+from kyoten.shell.lab.postgres import PG_USER, PgNode
+from kyoten.shell.lab.procs import (
     LabError,
     free_port,
     make_dir,
@@ -171,7 +171,7 @@ def server_conf(
     UserParameter that starts Python.
     """
     lines = [
-        "# written by kyoten.agent.lab",
+        "# written by kyoten.shell.lab",
         "ListenIP=127.0.0.1",
         f"ListenPort={port}",
         "SourceIP=127.0.0.1",
@@ -243,7 +243,7 @@ def frontend_conf(db: ZabbixDb, server: tuple[str, int] | None, title: str) -> s
         ("VAULT_CACHE", "false"),
         ("DOUBLE_IEEE754", "true"),
     ]
-    lines = ["<?php", "// written by kyoten.agent.lab", "global $DB;"]
+    lines = ["<?php", "// written by kyoten.shell.lab", "global $DB;"]
     lines += [f"$DB['{k}'] = {v};" for k, v in fields]
     if server:
         lines += [

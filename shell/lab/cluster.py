@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kyoten.agent.lab.agent2 import ZABBIX_USER
-from kyoten.agent.lab.config import ZabbixDb, lab_config
-from kyoten.agent.lab.pgpool import Pgpool
-from kyoten.agent.lab.postgres import PgNode
-from kyoten.agent.lab.procs import free_port, make_dir, write_file
+from kyoten.shell.lab.agent2 import ZABBIX_USER
+from kyoten.shell.lab.config import ZabbixDb, lab_config
+from kyoten.shell.lab.pgpool import Pgpool
+from kyoten.shell.lab.postgres import PgNode
+from kyoten.shell.lab.procs import free_port, make_dir, write_file
 
 
 @dataclass

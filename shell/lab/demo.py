@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kyoten.agent.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
-from kyoten.agent.lab.cluster import Cluster
-from kyoten.agent.lab.config import ZabbixDb as ZabbixTarget
-from kyoten.agent.lab.config import lab_config
-from kyoten.agent.lab.pgpool import Pgpool
-from kyoten.agent.lab.postgres import PgNode
-from kyoten.agent.lab.procs import (
+from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
+from kyoten.shell.lab.cluster import Cluster
+from kyoten.shell.lab.config import ZabbixDb as ZabbixTarget
+from kyoten.shell.lab.config import lab_config
+from kyoten.shell.lab.pgpool import Pgpool
+from kyoten.shell.lab.postgres import PgNode
+from kyoten.shell.lab.procs import (
     LabError,
     make_dir,
     port_open,
@@ -46,7 +46,7 @@ from kyoten.agent.lab.procs import (
 )
 
 if TYPE_CHECKING:
-    from kyoten.agent.lab.zabbix import Zabbix60
+    from kyoten.shell.lab.zabbix import Zabbix60
 
 DEFAULT_DIR = Path("/var/lib/kyoten-demo")
 FAULTS = ("primary-down", "receiver-stop", "two-primaries", "pgpool-drift", "zabbix-failover")
@@ -189,12 +189,12 @@ class Demo:
 
     def zabbix_db_view(self, pool: Pgpool) -> Any:
         """The Zabbix database as reached through one site's Pgpool (what its server uses)."""
-        from kyoten.agent.lab.zabbix import ZabbixDb
+        from kyoten.shell.lab.zabbix import ZabbixDb
 
         return ZabbixDb(PgNode(pool.name, pool.workdir, pool.port))
 
     def api(self) -> Any:
-        from kyoten.agent.lab.zabbix import login
+        from kyoten.shell.lab.zabbix import login
 
         return login(self.p.web)
 
@@ -218,7 +218,7 @@ class Demo:
                 pool.start()
             self.heal_pools()
         with steps.step("Zabbix database (schema, images, data)"):
-            from kyoten.agent.lab.zabbix import DEBIAN_SQL, ZabbixDb, schema_files
+            from kyoten.shell.lab.zabbix import DEBIAN_SQL, ZabbixDb, schema_files
 
             ZabbixDb(self.roles()[0]).create(schema_files(DEBIAN_SQL))
         with steps.step(
@@ -253,7 +253,7 @@ class Demo:
             self.connect_standby(current_standby, current_primary)
 
     def connect_standby(self, standby: PgNode, primary: PgNode) -> None:
-        from kyoten.agent.lab.postgres import REPL_PASSWORD, REPL_USER
+        from kyoten.shell.lab.postgres import REPL_PASSWORD, REPL_USER
 
         standby.set_primary_conninfo(
             f"host={primary.host} port={primary.port} user={REPL_USER} password={REPL_PASSWORD} "
@@ -291,7 +291,7 @@ class Demo:
         )
 
     def zabbix_nodes(self) -> dict[str, Zabbix60]:
-        from kyoten.agent.lab.zabbix import Zabbix60
+        from kyoten.shell.lab.zabbix import Zabbix60
 
         return {
             "site-a": Zabbix60(
@@ -361,7 +361,7 @@ class Demo:
 
     def start_frontend(self) -> None:
         """The frontend, reading the database through site A's Pgpool like the server."""
-        from kyoten.agent.lab.zabbix import frontend_conf, serve_frontend, wait_api
+        from kyoten.shell.lab.zabbix import frontend_conf, serve_frontend, wait_api
 
         web = make_dir(self.root / "web", "root", 0o755)
         write_file(
@@ -414,7 +414,7 @@ class Demo:
             ],
             timeout=300,
         )
-        from kyoten.agent.lab.zabbix import ZabbixDb
+        from kyoten.shell.lab.zabbix import ZabbixDb
 
         ZabbixDb(self.roles()[0]).analyze()  # fresh template rows: see ZabbixDb.analyze
 

@@ -1,0 +1,113 @@
+"""``kyoten export``: every file generated from the metric catalogue, in one place.
+
+It spans parts: the templates come from the collector's catalogue
+(:mod:`kyoten.agent.export.templates`), and each template directory also carries the bridge's
+webhook media type (:mod:`kyoten.alerting.mediatype`), which is why this command lives in the
+shell and not in the agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def rendered_templates() -> dict[str, str]:
+    """Every file under ``templates/`` (relative name → text): the templates of each export
+    format and, beside them, the bridge's media type for that format."""
+    from kyoten.agent.export.templates import VERSIONS, render_all
+    from kyoten.alerting.mediatype import media_type_export
+
+    return render_all({version: media_type_export(version) for version in VERSIONS})
+
+
+def artefacts() -> dict[str, Callable[[], dict[str, str]]]:
+    """Generated files by group: relative path (from the repository root) → content."""
+    from kyoten.agent.export.docs import render_metrics_doc
+    from kyoten.agent.export.userparameters import render_userparameters
+
+    def templates() -> dict[str, str]:
+        return {f"templates/{name}": text for name, text in rendered_templates().items()}
+
+    def userparameters() -> dict[str, str]:
+        text = render_userparameters()
+        return {
+            "packaging/zabbix/zabbix_agentd.d/kyoten.conf": text,
+            "packaging/zabbix/zabbix_agent2.d/kyoten.conf": text,
+        }
+
+    def agent2_plugin() -> dict[str, str]:
+        from kyoten.agent.plugin.config import render_plugin_conf
+
+        return {
+            "packaging/zabbix/zabbix_agent2.d/plugins.d/kyoten.conf": render_plugin_conf(
+                "/usr/bin/kyoten-agent2-plugin", None
+            )
+        }
+
+    return {
+        "templates": templates,
+        "userparameters": userparameters,
+        "agent2-plugin": agent2_plugin,
+        "docs": lambda: {"templates/METRICS.md": render_metrics_doc()},
+    }
+
+
+def cmd_export(argv: list[str]) -> int:
+    groups = artefacts()
+    p = argparse.ArgumentParser(
+        prog="kyoten export",
+        description="Write the files generated from the metric catalogue (templates, agent "
+        "config snippets, METRICS.md), or with --check fail if the committed ones differ.",
+    )
+    p.add_argument("what", choices=["all", *groups], help="which artefacts")
+    p.add_argument("--root", default=".", help="repository root to write under (default .)")
+    p.add_argument("--check", action="store_true", help="compare instead of writing")
+    p.add_argument("--stdout", action="store_true", help="print instead of writing")
+    p.add_argument(
+        "--binary",
+        help="kyoten executable for UserParameters (default /usr/bin/kyoten), with --stdout",
+    )
+    p.add_argument("--config", help="kyoten.toml path for UserParameters, with --stdout")
+    args = p.parse_args(argv)
+    if args.what == "userparameters" and (args.binary or args.config):
+        from kyoten.agent.export.userparameters import DEFAULT_BINARY, render_userparameters
+
+        if not args.stdout:
+            p.error(
+                "--binary/--config only make sense with --stdout (the committed files "
+                "use the packaged paths)"
+            )
+        sys.stdout.write(render_userparameters(args.binary or DEFAULT_BINARY, args.config))
+        return 0
+    files: dict[str, str] = {}
+    for name in groups if args.what == "all" else [args.what]:
+        files.update(groups[name]())
+    root = Path(args.root)
+    stale = []
+    for rel, text in sorted(files.items()):
+        path = root / rel
+        if args.stdout:
+            sys.stdout.write(text)
+        elif args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(rel)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {rel}")
+    if stale:
+        print(
+            "kyoten: generated files differ from the catalogue (run 'kyoten export all'):\n  "
+            + "\n  ".join(stale),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch from :mod:`kyoten.shell.cli`: argv[0] is ``export``."""
+    return cmd_export(argv[1:])
