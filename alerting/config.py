@@ -146,6 +146,31 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """The alert-path canary (:mod:`.canary`): where to send tokens and how to explain silence.
+
+    ``servers`` lists every Zabbix server node of the HA cluster, both sites, as ``ip:port``
+    (IP literals: a name with several addresses defeats the sender's failover); a standby node
+    refuses the connection and the next one is tried. ``kyoten_config`` with ``zabbix_target``
+    (a ``[zabbix.*]`` target) lets the bridge read ``ha_node`` through the collector, and
+    ``postgres_target`` whether the Zabbix database is read-only; ``api_url`` is the frontend's
+    ``api_jsonrpc.php``. Each is optional and only sharpens the reason given.
+    """
+
+    servers: tuple[str, ...]
+    host: str = "kyoten-canary"
+    key: str = "kyoten.canary"
+    interval: float = 60.0
+    deadline: float = 180.0
+    severity: Severity = Severity.DISASTER
+    timeout: float = 5.0
+    kyoten_config: str = ""
+    zabbix_target: str = ""
+    postgres_target: str = ""
+    api_url: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole bridge configuration."""
 
@@ -161,6 +186,7 @@ class Settings:
     timezone: str = "UTC"
     poll_interval: float = 1.0
     url: str = ""  # where `kyoten bridge send` posts; default http://listen_host:listen_port
+    canary: CanaryConfig | None = None  # None: no alert-path canary
 
     def channel(self, name: str) -> ChannelConfig:
         """The channel called ``name`` (KeyError if none)."""
@@ -412,6 +438,7 @@ def parse_settings(
         "timezone",
         "poll_interval",
         "url",
+        "canary",
     }
     for key in top:
         if key not in known:
@@ -458,6 +485,11 @@ def parse_settings(
     port = r.integer(listen, "port", "listen", 8089, 0)
     if port > 65535:
         r.err("listen.port", "must be 0-65535")
+    # every field is read before the errors are reported, so all of them are listed at once
+    max_body = r.integer(top, "max_body", "(top)", 64 * 1024, 1024)
+    retry = _retry(r, top.get("retry"), "retry")
+    poll_interval = r.number(top, "poll_interval", "(top)", 1.0, 0.01)
+    canary = _canary(r, top["canary"]) if top.get("canary") is not None else None
     if errors:
         raise ConfigError(errors)
     return Settings(
@@ -466,13 +498,60 @@ def parse_settings(
         routes=routes,
         listen_host=str(listen.get("host", "127.0.0.1")),
         listen_port=port,
-        max_body=r.integer(top, "max_body", "(top)", 64 * 1024, 1024),
+        max_body=max_body,
         node=str(top.get("node", "bridge")),
         outbox=outbox,
-        retry=_retry(r, top.get("retry"), "retry"),
+        retry=retry,
         timezone=tz,
-        poll_interval=r.number(top, "poll_interval", "(top)", 1.0, 0.01),
+        poll_interval=poll_interval,
         url=str(top.get("url", "")),
+        canary=canary,
+    )
+
+
+_CANARY_KEYS = frozenset(
+    {"servers", "host", "key", "interval", "deadline", "severity", "timeout", "kyoten_config",
+     "zabbix_target", "postgres_target", "api_url"}
+)  # fmt: skip
+
+
+def _canary(r: _Reader, node: Any) -> CanaryConfig:
+    path = "canary"
+    m = r.mapping(node, path)
+    for key in m:
+        if key not in _CANARY_KEYS:
+            r.err(f"{path}.{key}", f"unknown setting (known: {', '.join(sorted(_CANARY_KEYS))})")
+    servers = r.strings(m, "servers", path)
+    if not servers:
+        r.err(f"{path}.servers", "list every Zabbix server node (both sites) as ip:port")
+    for s in servers:
+        host, _, port = s.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            r.err(f"{path}.servers", f"{s!r} is not ip:port (e.g. 10.0.1.21:10051)")
+    d = CanaryConfig(servers=())
+    interval = r.number(m, "interval", path, d.interval, 1.0)
+    deadline = r.number(m, "deadline", path, 3 * interval, 0.0)
+    if deadline < interval:
+        r.err(f"{path}.deadline", f"must be at least one interval ({interval:g} s)")
+    kyoten_config = str(m.get("kyoten_config", ""))
+    for target in ("zabbix_target", "postgres_target"):
+        if m.get(target) and not kyoten_config:
+            r.err(f"{path}.{target}", "needs canary.kyoten_config (the kyoten.toml naming it)")
+    api_url = str(m.get("api_url", ""))
+    if api_url and not api_url.startswith(("http://", "https://")):
+        r.err(f"{path}.api_url", f"must be an http(s) URL of api_jsonrpc.php, got {api_url!r}")
+    return CanaryConfig(
+        servers=servers,
+        host=str(m.get("host", d.host)),
+        key=str(m.get("key", d.key)),
+        interval=interval,
+        deadline=deadline,
+        severity=_severity(r, m, "severity", path, d.severity),
+        timeout=r.number(m, "timeout", path, d.timeout, 0.1),
+        kyoten_config=kyoten_config,
+        zabbix_target=str(m.get("zabbix_target", "")),
+        postgres_target=str(m.get("postgres_target", "")),
+        api_url=api_url,
     )
 
 
