@@ -1,7 +1,9 @@
 """Pure shaping: raw snapshots → the JSON objects the catalogue declares, and LLD rows.
 
 Nothing here does I/O; every derived state (lags, receiver state, drift, agreement between
-Pgpools) is a function of immutable snapshots, so it is tested with plain data.
+Pgpools) is a function of immutable snapshots (``kyoten.agent.snapshot``), so it is tested
+with plain data. Every code it emits comes from the catalogue's value maps (``ValueMap.code``),
+which also label the codes in the templates, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kyoten.agent.catalogue.model import Discovery
-from kyoten.agent.sources.pgpool import PgpoolRaw
-from kyoten.agent.sources.postgres import PgRaw
-from kyoten.agent.sources.zabbix import ZabbixRaw
+from kyoten.agent.catalogue.pgpool import PG_STATUS_MAP, QUORUM_MAP, STATUS_MAP
+from kyoten.agent.catalogue.postgres import RECEIVER_MAP, ROLE_MAP
+from kyoten.agent.catalogue.zabbix import NODE_STATUS
+from kyoten.agent.snapshot import PgpoolRaw, PgRaw, ZabbixRaw
 
 Json = dict[str, Any]
 
@@ -33,16 +36,17 @@ def _secs(value: Any) -> float:
     return round(float(value), 6) if value is not None else 0.0
 
 
-RECEIVER_STOPPED, RECEIVER_STREAMING, RECEIVER_PRIMARY, RECEIVER_TRANSIENT = 0, 1, 2, 3
+PRIMARY, STANDBY = ROLE_MAP.code("primary"), ROLE_MAP.code("standby")
+RECEIVER_STOPPED, RECEIVER_PRIMARY = RECEIVER_MAP.code("stopped"), RECEIVER_MAP.code("primary")
 
 
 def receiver_state(raw: PgRaw) -> int:
-    """0 stopped, 1 streaming, 2 primary, 3 starting/waiting/restarting/stopping."""
+    """RECEIVER_MAP's code: stopped (also without a receiver row), streaming, primary, or
+    starting/waiting/restarting/stopping."""
     if not raw.in_recovery:
         return RECEIVER_PRIMARY
-    if raw.receiver is None or raw.receiver.get("status") in (None, "stopped"):
-        return RECEIVER_STOPPED
-    return RECEIVER_STREAMING if raw.receiver["status"] == "streaming" else RECEIVER_TRANSIENT
+    status = None if raw.receiver is None else raw.receiver.get("status")
+    return RECEIVER_STOPPED if status is None else RECEIVER_MAP.code(status)
 
 
 def replay_delay(raw: PgRaw) -> float:
@@ -128,7 +132,7 @@ def shape_pg(
         "site": site,
         "duration": round(duration, 6),
         "server_version": raw.version,
-        "in_recovery": 1 if raw.in_recovery else 0,
+        "in_recovery": STANDBY if raw.in_recovery else PRIMARY,
         "timeline": int(timeline),
         "wal_lsn": int(ref),
         "standbys_connected": sum(1 for s in standbys if s["connected"]),
@@ -151,16 +155,20 @@ def shape_pg(
 
 
 # ----------------------------------------------------------------------------- Pgpool-II
-STATUS_CODES = {"unused": 0, "waiting": 1, "up": 2, "down": 3, "quarantine": 4}
-UP_STATES = (1, 2)
+UP_STATES = (STATUS_MAP.code("waiting"), STATUS_MAP.code("up"))
+HELD_DOWN = (STATUS_MAP.code("down"), STATUS_MAP.code("quarantine"))  # detached by Pgpool
+PG_UP = PG_STATUS_MAP.code("up")
+WATCHDOG_NOT_USED = float(QUORUM_MAP.code(""))
 
 
 def status_code(text: str) -> int:
-    return STATUS_CODES.get(text.strip().lower(), 5)
+    """Pgpool's status of a backend as STATUS_MAP's code."""
+    return STATUS_MAP.code(text.strip().lower())
 
 
 def pg_status_code(text: str) -> int:
-    return {"down": 0, "up": 1}.get(text.strip().lower(), 2)
+    """The live pg_status of a backend as PG_STATUS_MAP's code."""
+    return PG_STATUS_MAP.code(text.strip().lower())
 
 
 def parse_delay(text: str) -> tuple[float, float]:
@@ -225,7 +233,7 @@ def shape_pgpool(
                 "backend": f"{n.get('hostname', '')}:{n.get('port', '')}",
                 "status": st,
                 "pg_status": pgst,
-                "drift": 1 if st in (3, 4) and pgst == 1 else 0,
+                "drift": 1 if st in HELD_DOWN and pgst == PG_UP else 0,
                 "role": n.get("role", ""),
                 "pg_role": n.get("pg_role", "") or "unknown",
                 "is_primary": 1 if n.get("role", "") == "primary" else 0,
@@ -268,7 +276,9 @@ def shape_pgpool(
         "children_busy": busy,
         "children_busy_pct": round(100.0 * busy / total, 2) if busy is not None and total else None,
         "watchdog_enabled": 1 if watchdog_enabled else 0,
-        "watchdog_quorum": quorum_code(wd.get("Quorum state", "")) if watchdog_enabled else -3.0,
+        "watchdog_quorum": quorum_code(wd.get("Quorum state", ""))
+        if watchdog_enabled
+        else WATCHDOG_NOT_USED,
         "watchdog_local_state": _local_state(wd),
         "watchdog_leader": wd.get("Leader Node Name", wd.get("Master Node Name", "")),
         "watchdog_alive_remote": _num(wd, "Alive Remote Nodes") if watchdog_enabled else -1.0,
@@ -277,17 +287,15 @@ def shape_pgpool(
 
 
 def quorum_code(text: str) -> float:
+    """pcp_watchdog_info's 'Quorum state' as QUORUM_MAP's code: its first phrase the text
+    contains (the empty one is no text at all, not a part of every text)."""
     t = text.upper()
-    for word, code in (
-        ("QUORUM EXIST", 1.0),
-        ("ON THE EDGE", 0.0),
-        ("ABSENT", -1.0),
-        ("NO LEADER", -2.0),
-        ("NO MASTER", -2.0),
-    ):
-        if word in t:
-            return code
-    return -2.0 if t else -3.0
+    if not t:
+        return WATCHDOG_NOT_USED
+    for phrase, code in QUORUM_MAP.words:
+        if phrase and phrase in t:
+            return float(code)
+    return float(QUORUM_MAP.code(t))  # no phrase in it: the map's other code
 
 
 def _local_state(wd: Mapping[str, str]) -> str:
@@ -295,7 +303,10 @@ def _local_state(wd: Mapping[str, str]) -> str:
 
 
 # ----------------------------------------------------------------------------- Zabbix HA
-HA_STATUS = {0: "standby", 1: "stopped", 2: "unavailable", 3: "active"}
+# ha_node.status is passed on as it is; these name the codes it is counted by
+HA_STANDBY = NODE_STATUS.code("standby")
+HA_UNAVAILABLE = NODE_STATUS.code("unavailable")
+HA_ACTIVE = NODE_STATUS.code("active")
 
 
 def shape_zabbix(raw: ZabbixRaw, *, target: str, site: str, duration: float) -> Json:
@@ -310,15 +321,15 @@ def shape_zabbix(raw: ZabbixRaw, *, target: str, site: str, duration: float) -> 
         }
         for n in raw.nodes
     ]
-    active = [str(n["name"]) for n in nodes if n["status"] == 3]
+    active = [str(n["name"]) for n in nodes if n["status"] == HA_ACTIVE]
     return {
         "target": target,
         "site": site,
         "duration": round(duration, 6),
         "nodes_total": len(nodes),
         "nodes_active": len(active),
-        "nodes_standby": sum(1 for n in nodes if n["status"] == 0),
-        "nodes_unavailable": sum(1 for n in nodes if n["status"] == 2),
+        "nodes_standby": sum(1 for n in nodes if n["status"] == HA_STANDBY),
+        "nodes_unavailable": sum(1 for n in nodes if n["status"] == HA_UNAVAILABLE),
         "active_node": ",".join(sorted(active)),
         "nodes": nodes,
     }
@@ -335,7 +346,7 @@ class Outcome:
 
 
 def _normal_status(code: int) -> str:
-    return "up" if code in UP_STATES else "down" if code in (3, 4) else "other"
+    return "up" if code in UP_STATES else "down" if code in HELD_DOWN else "other"
 
 
 def shape_cross(
@@ -344,7 +355,9 @@ def shape_cross(
     """Invariants across sites: primaries, Pgpool agreement, drift, active Zabbix nodes."""
     pg, pools, zbx = list(pg), list(pools), list(zbx)
     pg_ok = [o for o in pg if o.value is not None]
-    primaries = sorted(str(o.target) for o in pg_ok if o.value and o.value["in_recovery"] == 0)
+    primaries = sorted(
+        str(o.target) for o in pg_ok if o.value and o.value["in_recovery"] == PRIMARY
+    )
     pool_ok = [o for o in pools if o.value is not None]
     views = {o.target: (o.value or {}).get("primary_backend", "") for o in pool_ok}
     statuses: dict[str, set[str]] = {}
@@ -356,7 +369,7 @@ def shape_cross(
     zbx_active: set[str] = set()
     for o in zbx:
         if o.value:
-            zbx_active.update(n["name"] for n in o.value["nodes"] if n["status"] == 3)
+            zbx_active.update(n["name"] for n in o.value["nodes"] if n["status"] == HA_ACTIVE)
     failed = [o for o in (*pg, *pools, *zbx) if o.error is not None]
     return {
         "duration": round(duration, 6),

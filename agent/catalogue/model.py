@@ -47,10 +47,39 @@ class Macro:
 
 @dataclass(frozen=True)
 class ValueMap:
-    """Numeric codes the collector emits, with the words an operator reads."""
+    """Numeric codes the collector emits, with the words an operator reads.
+
+    ``words`` ties codes to the words the collector has for them, ``(word, code)`` pairs: the
+    source's own where it says one (Pgpool's backend status 'waiting', pg_stat_wal_receiver's
+    'streaming'), kyoten's where it says none. The shaping step gets every code it emits from
+    here with :meth:`code`, so a code is written down once, next to its label. ``other`` is
+    the code of a word not listed.
+    """
 
     name: str
     mappings: tuple[tuple[str, str], ...]
+    words: tuple[tuple[str, str], ...] = ()
+    other: str | None = None
+    # the words as a table, made once: the shaping step looks codes up on every poll
+    _codes: dict[str, int] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = {value for value, _ in self.mappings}
+        used = [code for _, code in self.words] + ([] if self.other is None else [self.other])
+        if unknown := sorted(set(used) - known):
+            raise ValueError(f"value map {self.name!r} has no code {', '.join(unknown)}")
+        self._codes.update((word, int(code)) for word, code in self.words)
+        if len(self._codes) != len(self.words):
+            raise ValueError(f"value map {self.name!r} lists a word twice")
+
+    def code(self, word: str) -> int:
+        """The code of ``word`` (matched exactly), or ``other`` when it is not listed."""
+        found = self._codes.get(word)
+        if found is not None:
+            return found
+        if self.other is None:
+            raise KeyError(f"value map {self.name!r} has no code for {word!r}")
+        return int(self.other)
 
 
 @dataclass(frozen=True)

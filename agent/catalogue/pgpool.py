@@ -54,8 +54,17 @@ STATUS_MAP = ValueMap(
         ("4", "Quarantine"),
         ("5", "Unknown"),
     ),
+    # the status column of SHOW POOL_NODES ('Status Name' of pcp_node_info), lower-cased
+    words=(("unused", "0"), ("waiting", "1"), ("up", "2"), ("down", "3"), ("quarantine", "4")),
+    other="5",
 )
-PG_STATUS_MAP = ValueMap("kyoten Pgpool pg_status", (("0", "Down"), ("1", "Up"), ("2", "Unknown")))
+PG_STATUS_MAP = ValueMap(
+    "kyoten Pgpool pg_status",
+    (("0", "Down"), ("1", "Up"), ("2", "Unknown")),
+    # the pg_status column (Pgpool 4.3+, or kyoten's live check), lower-cased
+    words=(("down", "0"), ("up", "1")),
+    other="2",
+)
 QUORUM_MAP = ValueMap(
     "kyoten Pgpool quorum",
     (
@@ -65,6 +74,17 @@ QUORUM_MAP = ValueMap(
         ("-2", "No leader node"),
         ("-3", "Watchdog not used"),
     ),
+    # phrases of pcp_watchdog_info's 'Quorum state', upper-cased: the first one it contains
+    # counts (older Pgpool says 'NO MASTER'); '' is no state at all
+    words=(
+        ("QUORUM EXIST", "1"),
+        ("ON THE EDGE", "0"),
+        ("ABSENT", "-1"),
+        ("NO LEADER", "-2"),
+        ("NO MASTER", "-2"),
+        ("", "-3"),
+    ),
+    other="-2",
 )
 BOOL_MAP = ValueMap("kyoten yes/no", (("0", "No"), ("1", "Yes")))
 

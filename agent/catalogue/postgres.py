@@ -67,10 +67,19 @@ STANDBY_FILTER = Macro(
     "{$PG.LLD.FILTER.STANDBY}", ".*", "Regular expression of application_name values to discover."
 )
 
-ROLE_MAP = ValueMap("kyoten PostgreSQL role", (("0", "Primary"), ("1", "Standby")))
+ROLE_MAP = ValueMap(
+    "kyoten PostgreSQL role",
+    (("0", "Primary"), ("1", "Standby")),
+    # kyoten's words for pg_is_in_recovery() false and true
+    words=(("primary", "0"), ("standby", "1")),
+)
 RECEIVER_MAP = ValueMap(
     "kyoten WAL receiver state",
     (("0", "Stopped"), ("1", "Streaming"), ("2", "Not a standby"), ("3", "Starting/waiting")),
+    # pg_stat_wal_receiver.status (starting, waiting, restarting, stopping are 3); 'primary' is
+    # kyoten's word for a server not in recovery
+    words=(("stopped", "0"), ("streaming", "1"), ("primary", "2")),
+    other="3",
 )
 BOOL_MAP = ValueMap("kyoten yes/no", (("0", "No"), ("1", "Yes")))
 

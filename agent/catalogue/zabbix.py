@@ -29,6 +29,8 @@ LASTACCESS = Macro(
 NODE_STATUS = ValueMap(
     "kyoten Zabbix HA node status",
     (("0", "Standby"), ("1", "Stopped"), ("2", "Unavailable"), ("3", "Active")),
+    # ha_node.status is already the code; these are the Zabbix server's names for them
+    words=(("standby", "0"), ("stopped", "1"), ("unavailable", "2"), ("active", "3")),
 )
 
 NODES = Discovery(
@@ -117,15 +119,10 @@ FAMILY = Family(
             "nodes_active",
             f"{A}: Active nodes",
             ValueType.UNSIGNED,
-            "Nodes with status active (exactly 1 when healthy).",
+            "Nodes with status active (exactly 1 when healthy). No active node is not a "
+            "trigger here: only an active node evaluates triggers, so it could never fire; the "
+            "alert bridge's canary raises it instead.",
             triggers=(
-                Trigger(
-                    "zbx.no_active",
-                    f"{A}: no active node",
-                    "max(ITEM(nodes_active),1m)=0",
-                    Severity.DISASTER,
-                    "No Zabbix server is processing data.",
-                ),
                 Trigger(
                     "zbx.two_active",
                     f"{A}: {{ITEM.LASTVALUE1}} active nodes",

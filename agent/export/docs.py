@@ -74,4 +74,28 @@ def render_metrics_doc() -> str:
             f"| `{m.name}` | `{m.default}` | {_cell(m.description)} |" for m in fam.all_macros()
         ]
         out += ["", "### Triggers", "", *_triggers(fam)]
+    out += ["", *BRIDGE_OWNED]
     return "\n".join(out) + "\n"
+
+
+BRIDGE_OWNED = (
+    "## Checks the alert bridge owns",
+    "",
+    "A Zabbix trigger needs a running, active Zabbix server with a writable database and a "
+    "working action to reach anyone. What breaks exactly that cannot be a template trigger; the "
+    "alert bridge watches it from outside Zabbix with its alert-path canary (README, *When "
+    "Zabbix itself goes silent*) and raises its own problem, *Zabbix alert path broken: "
+    "<reason>*, through its own channels:",
+    "",
+    "| Failure | Why no trigger can raise it | Reason the bridge gives |",
+    "|---|---|---|",
+    "| both Zabbix server nodes down | nothing evaluates triggers | no Zabbix server node "
+    "accepts the canary |",
+    "| no active HA node | only the active node evaluates triggers | no active Zabbix server "
+    "node |",
+    "| Zabbix database unreachable or read-only behind both Pgpools | the active node demotes "
+    "itself or cannot write events | Zabbix database unreachable / has not written to its "
+    "database |",
+    "| action or media type disabled, alerter stuck | the problem is raised but never "
+    "delivered | Zabbix is up but no canary alert came back |",
+)

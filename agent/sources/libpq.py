@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from kyoten.agent.snapshot import Rows
 from psycopg import pq
 
-Rows = tuple[dict[str, str], ...]
 Query = tuple[psycopg.Connection[Any], str, Sequence[str] | None]  # conn, SQL, columns
 
 

@@ -27,25 +27,8 @@ from typing import Any
 import psycopg
 from kyoten.agent.config import PcpSettings
 from kyoten.agent.errors import TargetError
-from kyoten.agent.sources.libpq import Rows, simple_query
-
-
-@dataclass(frozen=True)
-class PgpoolRaw:
-    """What one Pgpool-II said in one pass: SQL answers, or PCP answers as a fallback."""
-
-    via_pcp: bool
-    version: str
-    nodes: Rows
-    health: Rows
-    processes: Rows | None
-    num_init_children: int | None
-    watchdog: dict[str, str] | None
-    now: float
-    # who made the pg_status/pg_role checks: "pgpool" (SHOW POOL_NODES, PCP) or "kyoten"
-    live_by: str = "pgpool"
-    # seconds since the sr-check columns (replication_delay/state) were read; -1 unknown
-    replication_age: float = 0.0
+from kyoten.agent.snapshot import PgpoolRaw, Rows
+from kyoten.agent.sources.libpq import simple_query
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from functools import partial
 import psycopg
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget
 from kyoten.agent.errors import ConfigError, ConnectError, TargetError
+from kyoten.agent.snapshot import PgpoolRaw, Rows
 from kyoten.agent.sources.connect import Connector, Lease
-from kyoten.agent.sources.libpq import Batch, Rows, simple_query
+from kyoten.agent.sources.libpq import Batch, simple_query
 from kyoten.agent.sources.pgpool import (
     BUSY_COLUMNS,
     HEALTH,
     PROCESSES,
     LiveCheck,
-    PgpoolRaw,
     compose_nodes,
     fixed_facts,
     order_problem,

@@ -9,11 +9,11 @@ absolute byte positions; all differences are computed later, in pure code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from kyoten.agent.errors import TargetError
+from kyoten.agent.snapshot import PgRaw
 
 SUPPORTED = (120000, 189999)
 
@@ -70,24 +70,6 @@ SELECT
          FROM pg_replication_slots) s) AS slots,
   (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_tli
 FROM r"""
-
-
-@dataclass(frozen=True)
-class PgRaw:
-    """What one PostgreSQL server said in one query pass (absolute LSNs, epoch seconds)."""
-
-    version: int
-    in_recovery: bool
-    now: float
-    ref_lsn: float
-    primary_tli: int | None
-    checkpoint_tli: int | None
-    receive_lsn: float | None
-    last_replay_ts: float | None
-    replay_paused: bool
-    standbys: tuple[dict[str, Any], ...]
-    receiver: dict[str, Any] | None
-    slots: tuple[dict[str, Any], ...]
 
 
 def _json(value: Any) -> Any:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from kyoten.agent.snapshot import ZabbixRaw
 
 HA_SQL = """
 SELECT ha_nodeid, name, address, port, lastaccess, status,
        extract(epoch FROM clock_timestamp())::float8 AS now
 FROM ha_node ORDER BY name"""
-
-
-@dataclass(frozen=True)
-class ZabbixRaw:
-    """ha_node rows and the database's clock (lastaccess is written with the DB clock)."""
-
-    nodes: tuple[dict[str, Any], ...]
-    now: float
 
 
 def query_zabbix(conn: psycopg.Connection[Any], fallback_now: float) -> ZabbixRaw:

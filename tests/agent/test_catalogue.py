@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kyoten.agent.catalogue import FAMILIES, KEYS
+from kyoten.agent.catalogue.model import ValueMap
 from kyoten.agent.export.userparameters import render_userparameters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +87,14 @@ def test_no_doubled_braces_in_trigger_texts() -> None:
             for t in m.triggers:
                 for text in (t.name, t.expression, t.recovery or "", t.description, t.opdata):
                     assert "{{" not in text and "}}" not in text, (t.uid, text)
+
+
+def test_value_map_words_name_declared_codes_once() -> None:
+    vm = ValueMap("m", (("0", "No"), ("1", "Yes")), words=(("no", "0"), ("yes", "1")))
+    assert (vm.code("no"), vm.code("yes")) == (0, 1)
+    with pytest.raises(KeyError):
+        vm.code("maybe")  # no other code declared
+    with pytest.raises(ValueError, match="no code 2"):
+        ValueMap("m", (("0", "No"),), words=(("no", "0"),), other="2")
+    with pytest.raises(ValueError, match="twice"):
+        ValueMap("m", (("0", "No"), ("1", "Yes")), words=(("no", "0"), ("no", "1")))

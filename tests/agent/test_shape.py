@@ -11,21 +11,23 @@ from kyoten.agent.collector import render
 from kyoten.agent.shape import (
     Outcome,
     parse_delay,
+    pg_status_code,
     quorum_code,
     receiver_state,
     replay_delay,
     shape_cross,
     shape_pg,
     shape_pgpool,
+    shape_zabbix,
+    status_code,
 )
+from kyoten.agent.snapshot import PgpoolRaw, PgRaw, ZabbixRaw
 from kyoten.agent.sources.pgpool import (
     LiveCheck,
-    PgpoolRaw,
     compose_nodes,
     nodes_from_pcp,
     order_problem,
 )
-from kyoten.agent.sources.postgres import PgRaw
 from kyoten.agent.sources.refresh import Refresher
 
 STANDBY = PgRaw(
@@ -206,6 +208,33 @@ def test_quorum_codes() -> None:
         quorum_code(t)
         for t in ("QUORUM EXIST", "QUORUM IS ON THE EDGE", "QUORUM ABSENT", "NO LEADER NODE", "")
     ] == [1.0, 0.0, -1.0, -2.0, -3.0]
+    assert [quorum_code(t) for t in ("no master node", "Quorum exist", "SOMETHING NEW")] == [
+        -2.0,
+        1.0,
+        -2.0,
+    ]
+
+
+def test_pgpool_status_codes_are_the_value_maps() -> None:
+    words = ("unused", "waiting", " Up ", "DOWN", "quarantine", "", "unknown", "garbage")
+    assert [status_code(w) for w in words] == [0, 1, 2, 3, 4, 5, 5, 5]
+    assert [pg_status_code(w) for w in ("down", "Up", "unknown", "")] == [0, 1, 2, 2]
+
+
+def test_receiver_word_codes_and_zabbix_counts() -> None:
+    for status, code in [("stopped", 0), ("streaming", 1), ("", 3), ("stopping", 3)]:
+        assert receiver_state(replace(STANDBY, receiver={"status": status})) == code
+    assert receiver_state(replace(STANDBY, receiver={})) == 0
+    assert (
+        shape_pg(STANDBY, target="b", site="", expected_standbys=(), duration=0)["in_recovery"] == 1
+    )
+    nodes = tuple(
+        {"ha_nodeid": i, "name": f"n{i}", "address": "h", "port": 1, "status": s, "lastaccess": 0}
+        for i, s in enumerate((0, 1, 2, 3, 3))
+    )
+    obj = shape_zabbix(ZabbixRaw(nodes=nodes, now=0.0), target="z", site="", duration=0)
+    assert (obj["nodes_active"], obj["nodes_standby"], obj["nodes_unavailable"]) == (2, 1, 1)
+    assert obj["active_node"] == "n3,n4"
 
 
 PCP_VERBOSE = """Hostname               : 127.0.0.1
