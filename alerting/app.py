@@ -13,8 +13,10 @@ library's decoder and encoder were a tenth of the request handling (bench/bridge
 * ``POST /v1/events`` — bearer token (constant-time compare) → size limit → JSON → event schema
   → commit to the outbox → ``202`` (new) or ``200`` (a retry of a stored event). Every refusal
   is a 4xx with ``{"error": ..., "field": ...}`` and stores nothing.
-* ``GET /health`` — per channel: state, queue depth, oldest pending, dead letters, last error.
-* ``GET /metrics`` — Prometheus text format.
+* ``GET /health`` — per channel: state, queue depth, oldest pending, dead letters, last error
+  (a failed tower ``apply`` too, re-asserts included), and for a tower that reads back its
+  ``drifts`` (:meth:`kyoten.alerting.pipeline.Pipeline.health`).
+* ``GET /metrics`` — Prometheus text format (tower drifts as ``kyoten_bridge_drifts_total``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from .canary import canary_token
+from .canary_loop import CanaryLoop
 from .channels import load_builder
 from .channels.base import Channel, ChannelResources, OpenProblem
 from .config import Settings
@@ -44,6 +48,7 @@ OUTBOX = web.AppKey("outbox", Outbox)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CHANNELS: web.AppKey[dict[str, Channel]] = web.AppKey("channels")
 PIPELINE = web.AppKey("pipeline", Pipeline)
+CANARY = web.AppKey("canary", CanaryLoop)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 
@@ -105,6 +110,16 @@ async def post_event(request: web.Request) -> web.Response:
     except InvalidEvent as exc:
         metrics.rejected.labels("invalid").inc()
         return _refuse(422, exc.reason, exc.field)
+    token = canary_token(event)
+    if token is not None:  # the alert-path canary's own event: consumed, never delivered
+        loop = app.get(CANARY)
+        if loop is not None:
+            await loop.received(token, event.kind)
+        return web.Response(
+            body=orjson.dumps({"status": "canary", "dedup_key": event.dedup_key}),
+            status=200,
+            content_type="application/json",
+        )
     try:
         accepted = await app[PIPELINE].accept(event)
     except Exception as exc:  # the store is down: not stored, so Zabbix must retry
@@ -133,6 +148,9 @@ async def post_event(request: web.Request) -> web.Response:
 async def get_health(request: web.Request) -> web.Response:
     """Per-channel health; 503 when a channel is failing or paused."""
     body = await request.app[PIPELINE].health()
+    loop = request.app.get(CANARY)
+    if loop is not None:  # the alert path is Zabbix's, not this bridge's: shown, not a 503
+        body["canary"] = loop.health()
     return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
 
@@ -201,13 +219,29 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     await pipeline.stop()
 
 
+async def canary_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The alert-path canary, when configured: started after the pipeline it alerts through."""
+    cfg = app[SETTINGS].canary
+    if cfg is None:
+        yield
+        return
+    loop = CanaryLoop(
+        cfg, app[PIPELINE].accept, node=app[SETTINGS].node, clock=app[CLOCK],
+        registry=app[REGISTRY],
+    )  # fmt: skip
+    app[CANARY] = loop
+    await loop.start()
+    yield
+    await loop.stop()
+
+
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
     """The bridge application for ``settings`` (nothing is opened until it starts)."""
     app = web.Application(client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[REGISTRY] = CollectorRegistry()
-    app.cleanup_ctx.extend([outbox_ctx, http_ctx, channels_ctx, pipeline_ctx])
+    app.cleanup_ctx.extend([outbox_ctx, http_ctx, channels_ctx, pipeline_ctx, canary_ctx])
     app.router.add_post("/v1/events", post_event)
     app.router.add_get("/health", get_health)
     app.router.add_get("/metrics", get_metrics)

@@ -117,6 +117,38 @@ class CanaryLoop:
         if self._collector is not None:
             self._collector.close()
 
+    async def probe(self) -> list[str]:
+        """One pass of every check, for ``kyoten bridge check-config --connect``: each problem
+        found, with its fix, so a wrong address or a missing host shows before 3 a.m."""
+        from zabbix_utils import AsyncSender
+
+        self._sender = AsyncSender(clusters=[list(self.cfg.servers)], timeout=self.cfg.timeout)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout))
+        problems: list[str] = []
+        try:
+            sent = await self._send(0)  # 0 keeps the canary's trigger calm
+            if sent:
+                problems.append(f"canary.servers: {sent}")
+            ha, read_only = await self._ha()
+            if isinstance(ha, str):
+                problems.append(
+                    f"canary.zabbix_target/postgres_target: {ha} (check the target in "
+                    f"{self.cfg.kyoten_config} with 'kyoten check-config --connect')"
+                )
+            elif ha is not None and not ha:
+                problems.append(
+                    f"canary.zabbix_target: ha_node is empty: is {self.cfg.zabbix_target} the "
+                    "Zabbix database, and do the servers run with HANodeName set?"
+                )
+            if read_only:
+                problems.append("canary.postgres_target: the Zabbix database is in recovery")
+            api = await self._api()
+            if api:
+                problems.append(f"canary.api_url: {api} (the frontend's api_jsonrpc.php URL)")
+        finally:
+            await self.stop()
+        return problems
+
     # ------------------------------------------------------------------ rounds
     async def _run(self) -> None:
         while True:

@@ -6,8 +6,10 @@
   bridge; exit 0 only once the bridge has stored the event, non-zero otherwise (Zabbix retries).
 * ``replay --config FILE [--channel C] [--id N …] [--list]`` — list dead letters or make them
   pending again; works while the bridge runs (it picks them up on its next poll).
-* ``check-config --config FILE`` — validate the file and every channel's settings; print the
-  channels and routes.
+* ``check-config --config FILE [--connect]`` — validate the file and every channel's settings;
+  print the channels and routes; with ``--connect`` also reach what the alert-path canary uses.
+* ``status --config FILE`` — ask the running bridge for its health and print it for a person:
+  the alert path's state and round trip, each channel's last error.
 * ``media-type --zabbix 6.0|7.0`` — print the webhook media type export (YAML).
 """
 
@@ -46,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--list", action="store_true", help="only list the dead letters")
     check = sub.add_parser("check-config", help="validate the configuration")
     check.add_argument("--config", required=True)
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also try the alert-path canary's Zabbix servers, database targets and API",
+    )
+    status = sub.add_parser("status", help="print a running bridge's health for a person")
+    status.add_argument("--config", required=True)
+    status.add_argument("--timeout", type=float, default=5.0)
     mt = sub.add_parser("media-type", help="print the Zabbix webhook media type export")
     mt.add_argument("--zabbix", default="6.0", choices=["6.0", "7.0"])
     mt.add_argument("--format", default="yaml", choices=["yaml", "json"])
@@ -147,7 +157,50 @@ async def _replay(
         await outbox.close()
 
 
-async def _check(settings: Settings) -> int:
+def _status(settings: Settings, timeout: float) -> int:
+    """GET /health of the running bridge; 0 when everything is fine, 1 otherwise."""
+    url = settings.intake_url.rsplit("/v1/events", 1)[0] + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # 503: degraded, the body still says why
+        body = json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"kyoten bridge status: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"bridge {body.get('node', settings.node)}: {body.get('status')}")
+    canary = body.get("canary")
+    if canary:
+        rtt = canary.get("last_round_trip_s")
+        print(
+            f"alert path: {canary['state']}"
+            + (f" - {canary['reason']}" if canary.get("reason") else "")
+        )
+        print(
+            f"  canary every {canary['interval_s']:g} s, deadline {canary['deadline_s']:g} s; "
+            f"last round trip {'-' if rtt is None else f'{rtt:.2f} s'}, "
+            f"p50/p99 over the last hour {_secs(canary.get('round_trip_p50_s'))}/"
+            f"{_secs(canary.get('round_trip_p99_s'))} ({canary['round_trips_last_hour']} rounds)"
+        )
+    else:
+        print("alert path: not watched (no 'canary:' section in the bridge config)")
+    for name, ch in sorted((body.get("channels") or {}).items()):
+        state = ch.get("state", "?") if isinstance(ch, dict) else ch
+        err = ch.get("last_error") if isinstance(ch, dict) else None
+        pending = ch.get("pending", 0) if isinstance(ch, dict) else 0
+        print(
+            f"  channel {name}: {state}, {pending} pending"
+            + (f" - last error: {err}" if err else "")
+        )
+    ok = body.get("status") == "ok" and (not canary or canary["state"] != "broken")
+    return 0 if ok else 1
+
+
+def _secs(value: object) -> str:
+    return "-" if value is None else f"{float(str(value)):.2f} s"
+
+
+async def _check(settings: Settings, connect: bool = False) -> int:
     import aiohttp
 
     from .channels import load_builder
@@ -165,6 +218,13 @@ async def _check(settings: Settings) -> int:
                 await ch.aclose()
             except ConfigError as exc:
                 errors.extend(exc.errors)
+    if connect and settings.canary is not None:
+        from .canary_loop import CanaryLoop
+
+        async def discard(_: object) -> None:
+            return None
+
+        errors.extend(await CanaryLoop(settings.canary, discard, node=settings.node).probe())
     if errors:
         print("invalid bridge configuration:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 2
@@ -211,4 +271,6 @@ def main(argv: Sequence[str]) -> int:
         return _send(settings, args.params, args.timeout)
     if args.cmd == "replay":
         return asyncio.run(_replay(settings, args.channel, args.id, args.list))
-    return asyncio.run(_check(settings))
+    if args.cmd == "status":
+        return _status(settings, args.timeout)
+    return asyncio.run(_check(settings, args.connect))

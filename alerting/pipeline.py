@@ -19,7 +19,15 @@ outbox; one *lane* per configured channel then drains that channel's deliveries:
   ``digest.window`` seconds (a storm), the channel sends one digest of the pending ones at most
   every ``digest.interval`` seconds instead of a message per event;
 * **state channels** — get the full set of open problems routed to them, on every change, at
-  start-up (rebuilding a tower after a restart) and every ``reassert`` seconds.
+  start-up (rebuilding a tower after a restart), every ``reassert`` seconds, and at the time the
+  channel's last ``apply`` returned (when what it shows changes by itself, e.g. a tower's buzzer
+  falling silent after ``silence_after``): the state lane owns that time, so a state channel keeps
+  no timer. A failed ``apply`` takes the event channels' outcome path — the pending deliveries
+  retry with backoff or go dead by classification, ``last_error`` and the metrics show it — and a
+  failed re-assert or timed apply is retried after the same backoff (counted in failed applies in
+  a row, never later than the next re-assert). A channel that reads its device back
+  (:class:`~kyoten.alerting.channels.base.Drifting`) has its ``drifts`` in ``/health`` and in
+  ``kyoten_bridge_drifts_total``.
 
 Channels only send; see :mod:`kyoten.alerting.channels.base`.
 """
@@ -44,6 +52,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from .channels.base import (
     Channel,
     ChannelError,
+    Drifting,
     EventChannel,
     Notification,
     StateChannel,
@@ -102,12 +111,22 @@ class Lane:
     last_error_at: float | None = None
     last_ok_at: float | None = None
     next_reassert: float = 0.0
+    next_change: float | None = None  # state channels: when the last apply said it changes
+    failures: int = 0  # state channels: failed applies in a row (the backoff's attempt)
+    drifts_seen: int = 0  # state channels: the channel's ``drifts`` already counted
     hold_until: float = 0.0  # storm: no digest before this
     last_digest_at: float = 0.0
 
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    @property
+    def next_apply(self) -> float:
+        """State channels: when ``apply`` is due without an event (re-assert or own change)."""
+        if self.next_change is None:
+            return self.next_reassert
+        return min(self.next_reassert, self.next_change)
 
     def storm_level(self, now: float) -> int:
         """Events routed to this channel in the digest window (by this bridge)."""
@@ -171,6 +190,13 @@ class Metrics:
             ["channel"],
             registry=registry,
         )
+        self.drifts = Counter(
+            "kyoten_bridge_drifts",
+            "Read-backs of a state channel's device showing something else than the channel "
+            "had made it show (power-cycled or changed by another client)",
+            ["channel"],
+            registry=registry,
+        )
 
 
 class Pipeline:
@@ -203,6 +229,10 @@ class Pipeline:
             )
             for name, ch in channels.items()
         }
+        for lane in self.lanes.values():
+            if isinstance(lane.channel, Drifting):  # export 0 before the first drift
+                lane.drifts_seen = lane.channel.drifts
+                self.metrics.drifts.labels(lane.name)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- intake --------------------------------------------------------------------------
@@ -447,38 +477,78 @@ class Pipeline:
         assert isinstance(channel, StateChannel)
         while True:
             now = self.clock()
+            # Wake for new events, and by the re-assert or the channel's own next change.
             await self._idle(
-                lane, min(self.settings.poll_interval, max(0.0, lane.next_reassert - now))
+                lane, min(self.settings.poll_interval, max(0.0, lane.next_apply - now))
             )
             now = self.clock()
             if lane.paused_until > now:
                 continue
             async with self.outbox.claim(lane.name, 10_000, now) as claim:
-                if not claim.items and now < lane.next_reassert:
+                if not claim.items and now < lane.next_apply:
                     continue
                 snapshot = StateSnapshot(
                     await self.outbox.open_problems(lane.name), self.muted(lane.cfg, now), now
                 )
                 try:
-                    await self._call(lane, channel.apply(snapshot))
+                    at = await self._call(lane, channel.apply(snapshot))
                 except ChannelError as exc:
-                    outcomes = [self._failure(lane, i, exc, now) for i in claim.items]
-                    policy = lane.cfg.retry or self.settings.retry
-                    lane.next_reassert = now + min(lane.cfg.reassert, policy.base * 2)
-                    if not claim.items:  # a re-assert failed: still a failing channel
-                        self._note_error(lane, exc.reason)
+                    outcomes = self._state_failure(lane, claim.items, exc, now)
                 else:
                     outcomes = [Done(i.id) for i in claim.items]
                     for i in claim.items:
                         self._delivered(lane, i)
                     self._note_ok(lane)
+                    lane.failures = 0
                     lane.next_reassert = now + lane.cfg.reassert
+                    lane.next_change = self._own_change(lane, at, now)
+                self._count_drifts(lane)
                 await claim.finish(outcomes)
+
+    def _state_failure(
+        self, lane: Lane, items: Sequence[Claimed], exc: ChannelError, now: float
+    ) -> list[Outcome]:
+        """A failed ``apply``: the pending deliveries take the event channels' path (retry with
+        backoff or dead letter, ``last_error``, metrics); the next apply — also for a failed
+        re-assert or timed apply with nothing pending — follows the same backoff, counted in
+        failed applies in a row and never later than a re-assert (a non-retryable failure
+        waits for the re-assert)."""
+        policy = lane.cfg.retry or self.settings.retry
+        lane.failures += 1
+        lane.next_change = None  # what the channel shows is unknown; the retry re-applies it
+        outcomes = [self._failure(lane, i, exc, now) for i in items]
+        if not items:
+            reason = self.redact(exc.reason)
+            self._note_error(lane, reason)
+            self.metrics.deliveries.labels(lane.name, "retry").inc()
+            log.warning("%s: apply without pending events failed: %s", lane.name, reason)
+        wait = backoff(lane.failures, policy, self.rng) if exc.retryable else lane.cfg.reassert
+        lane.next_reassert = now + max(exc.retry_after or 0.0, min(wait, lane.cfg.reassert))
+        return outcomes
+
+    def _own_change(self, lane: Lane, at: Any, now: float) -> float | None:
+        """The time a state channel's ``apply`` returned, checked: a time not after ``now``
+        (the channel keeps answering "already") waits one poll interval, not zero."""
+        if at is None:
+            return None
+        if isinstance(at, bool) or not isinstance(at, int | float):
+            log.warning("%s: apply returned %r, not a time; ignored", lane.name, type(at).__name__)
+            return None
+        return float(at) if at > now else now + self.settings.poll_interval
+
+    def _count_drifts(self, lane: Lane) -> None:
+        """Add a read-back channel's new ``drifts`` to ``kyoten_bridge_drifts_total``."""
+        if isinstance(lane.channel, Drifting):
+            drifts = lane.channel.drifts
+            if drifts > lane.drifts_seen:
+                self.metrics.drifts.labels(lane.name).inc(drifts - lane.drifts_seen)
+            lane.drifts_seen = drifts
 
     # -- observability -------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
-        """Per-channel state, queue depth, oldest pending, last error (secret-free)."""
+        """Per-channel state, queue depth, oldest pending, last error (secret-free), and
+        ``drifts`` for a channel that reads its device back."""
         now = self.clock()
         backlog = await self.outbox.backlog()
         channels: dict[str, Any] = {}
@@ -507,6 +577,8 @@ class Pipeline:
                 "last_error_at": lane.last_error_at,
                 "last_success_at": lane.last_ok_at,
             }
+            if isinstance(lane.channel, Drifting):  # read-back mismatches (towers)
+                channels[name]["drifts"] = lane.channel.drifts
         ok = all(c["state"] in ("ok", "muted") for c in channels.values())
         return {
             "status": "ok" if ok else "degraded",
@@ -515,7 +587,10 @@ class Pipeline:
         }
 
     async def refresh_gauges(self) -> None:
-        """Copy queue figures into the gauges (called before each ``/metrics`` scrape)."""
+        """Copy queue figures into the gauges and bring ``kyoten_bridge_drifts_total`` up to the
+        channels' counts (called before each ``/metrics`` scrape)."""
+        for lane in self.lanes.values():
+            self._count_drifts(lane)
         now = self.clock()
         backlog = await self.outbox.backlog()
         for name in self.lanes:

@@ -11,7 +11,8 @@ The functions here take plain data and a clock value and return a
 :class:`~kyoten.hardware.model.TowerState`; they do no I/O and keep no state, so the bridge can
 recompute the vector from its durable store at any time (after a restart, on every re-assert)
 and get the same answer. :func:`next_change` says when the vector will change by itself (the
-buzzer's silence deadline) so a caller can schedule one re-evaluation instead of polling.
+buzzer's silence deadline): the tower channel returns it from ``apply``, and the pipeline's state
+lane (:mod:`kyoten.alerting.pipeline`) applies a fresh snapshot at that time instead of polling.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class TowerPolicy:
 def _buzzing(problem: Problem, now: float, policy: TowerPolicy) -> bool:
     if problem.severity != DISASTER or problem.acknowledged:
         return False
-    return policy.silence_after is None or now - problem.since < policy.silence_after
+    # the same sum next_change returns, so applying at that very time is silent (no rounding)
+    return policy.silence_after is None or now < problem.since + policy.silence_after
 
 
 def decide(

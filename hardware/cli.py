@@ -9,8 +9,10 @@
     kyoten tower emulate --pty                                # prints the device path
 
 ``set`` always sends the whole vector, exactly like the bridge does, so what an engineer sees
-while commissioning is what the bridge will produce. Exit status: 0 done, 1 the tower failed or
-refused, 2 bad arguments or URL.
+while commissioning is what the bridge will produce. Unlike the bridge (one attempt per command,
+its pipeline retries), ``set``/``status``/``clear`` retry an unreachable tower ``--retries``
+times (default 2) with a short backoff, for a person at a terminal. Exit status: 0 done, 1 the
+tower failed or refused, 2 bad arguments or URL.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("url", help=url_help)
     for cmd in (set_, sub.choices["status"], sub.choices["clear"]):
         cmd.add_argument("--timeout", type=float, default=3.0, help="seconds per attempt")
-        cmd.add_argument("--retries", type=int, default=2)
+        cmd.add_argument(
+            "--retries", type=int, default=2, help="extra attempts if the tower is unreachable"
+        )
 
     emu = sub.add_parser("emulate", help="run a tower emulator")
     where = emu.add_mutually_exclusive_group(required=True)

@@ -9,8 +9,13 @@
     socket://host:port | rfc2217://host:port | loop://             the same, via pyserial URLs
 
 :class:`Tower` holds a lock so only one command is ever in flight (the serial converters
-require it and LA6 caps its connections at 8), retries an unreachable tower with exponential
-backoff, and turns protocol refusals into errors that carry the tower's redacted URL.
+require it and LA6 caps its connections at 8), and turns protocol refusals into errors that carry
+the tower's redacted URL. It retries an unreachable tower with exponential backoff only for a
+caller with no retry policy of its own: ``retries`` is the number of extra attempts, which the
+``kyoten tower`` CLI (:mod:`kyoten.hardware.cli`, ``--retries``, default 2) uses for a person at a
+terminal. The bridge's tower channel (:mod:`kyoten.alerting.channels.tower`) passes
+``retries=0``: its pipeline retries a failed apply with its own backoff and shows the failure in
+``/health``, and a retry underneath would only hide and delay it.
 """
 
 from __future__ import annotations
@@ -48,7 +53,13 @@ SCHEMES = ("pns", "phn", "http", "https", "serial", *PYSERIAL_SCHEMES)
 
 
 class Tower:
-    """Drive one tower; use as ``async with open_tower(url) as tower: await tower.set(...)``."""
+    """Drive one tower; use as ``async with open_tower(url) as tower: await tower.set(...)``.
+
+    :param timeout: seconds per attempt of one command.
+    :param retries: extra attempts after a :class:`~kyoten.hardware.errors.TowerUnreachable`
+        (0: one attempt, as the bridge uses it), waiting ``backoff * 2**n`` up to ``max_backoff``
+        in between. A refusal or a garbled reply is never retried.
+    """
 
     def __init__(
         self,

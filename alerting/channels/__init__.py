@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only the type: config validation reads the names and must not load aiohttp
     from .base import Builder
 
-REGISTRY: dict[str, "str | Builder"] = {
+REGISTRY: dict[str, str | Builder] = {
     "mail": "kyoten.alerting.channels.mail:build",
     "slack": "kyoten.alerting.channels.slack:build",
     "slack-webhook": "kyoten.alerting.channels.slack:build_webhook",

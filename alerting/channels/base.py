@@ -26,14 +26,26 @@ routed to them, not one event. They implement ``apply(snapshot)`` instead of ``s
 * Whenever an accepted event is routed to a state channel, the pipeline reads that set and calls
   ``apply(StateSnapshot(...))`` once (several pending events coalesce into one call). It also
   calls ``apply`` at start-up — which is how the tower is rebuilt from the store after a restart
-  — and every ``reassert`` seconds (channel option, default 30), so a power-cycled tower or a
-  time-based rule (buzzer silenced after N minutes) is brought up to date without an event.
-* ``apply`` raising :class:`ChannelError` is retried like any send; success marks all the
-  channel's pending deliveries done. The snapshot carries ``muted`` (the channel's mute window
+  — and every ``reassert`` seconds (channel option, default 30), so a power-cycled tower is
+  brought up to date without an event.
+* **The pipeline owns time.** ``apply`` returns when the shown state next changes by itself —
+  an epoch time on the snapshot's clock (``snapshot.now``), e.g. the buzzer's silence deadline
+  from :func:`kyoten.alerting.tower_policy.next_change` — or None if it is stable until the next
+  event. The pipeline's state lane waits until the earliest of that time, the next re-assert and
+  a new event, then calls ``apply`` again with a fresh snapshot from the store. A state channel
+  keeps no timer and no task of its own, and reads the open problems only from the snapshot.
+* ``apply`` raising :class:`ChannelError` goes through the same outcome path as a failed send:
+  the pending deliveries are retried with the pipeline's backoff or dead-lettered by the
+  channel's classification, and the error shows in ``/health`` (``last_error``) and the metrics,
+  also when it was a re-assert or a timed apply without pending deliveries. Success marks all
+  the channel's pending deliveries done. The snapshot carries ``muted`` (the channel's mute window
   is active) and ``now``; policy such as "buzzer only for an unacknowledged Disaster" stays in the
-  channel's own pure code.
-* A state channel that needs the set outside ``apply`` (e.g. after its own reconnect) calls
-  ``resources.open_problems()``, an async callable bound to its channel name.
+  channel's own pure code. Nothing under a channel retries by itself: the tower channel opens its
+  :class:`kyoten.hardware.tower.Tower` with ``retries=0``.
+* A state channel that reads back what its device shows may also expose ``drifts``
+  (:class:`Drifting`): how many times the device showed something else than the channel had last
+  made it show (power-cycled, or changed by another client). The pipeline reports it per channel
+  in ``/health`` and as the ``kyoten_bridge_drifts_total`` counter.
 
 A channel module exposes one builder, ``build(name, settings, resources) -> Channel``, and is
 listed with one line in :data:`kyoten.alerting.channels.REGISTRY`. ``settings`` is the channel's
@@ -139,8 +151,12 @@ class StateChannel(Protocol):
 
     name: str
 
-    async def apply(self, snapshot: StateSnapshot) -> None:
-        """Show ``snapshot``; raise :class:`ChannelError` on failure. Must be idempotent."""
+    async def apply(self, snapshot: StateSnapshot) -> float | None:
+        """Show ``snapshot``; raise :class:`ChannelError` on failure. Must be idempotent.
+
+        Returns the time (on ``snapshot.now``'s clock) at which what the channel shows next
+        changes without a new event, or None; the pipeline calls ``apply`` again by then.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -148,12 +164,30 @@ class StateChannel(Protocol):
         ...
 
 
+@runtime_checkable
+class Drifting(Protocol):
+    """Optional for a state channel that reads its device back (towers).
+
+    :ivar drifts: read-back mismatches since start: the device showed something other than what
+        the channel had last made it show (power-cycled or changed by another client). Only
+        ever grows; the pipeline reports it in ``/health`` and ``kyoten_bridge_drifts_total``.
+    """
+
+    drifts: int
+
+
 Channel = EventChannel | StateChannel
 
 
 @dataclass(frozen=True)
 class ChannelResources:
-    """Shared resources handed to every builder (created once per app, never per send)."""
+    """Shared resources handed to every builder (created once per app, never per send).
+
+    :ivar open_problems: the store's open problems of this channel. No channel in the repository
+        uses it, and a state channel must not: it gets the set in ``apply``'s snapshot, when the
+        pipeline decides. Kept only because callers build this positionally (``alerting/cli.py``'s
+        ``check-config``, the channel tests).
+    """
 
     http: aiohttp.ClientSession
     open_problems: Callable[[], Awaitable[tuple[OpenProblem, ...]]]

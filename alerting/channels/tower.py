@@ -1,22 +1,26 @@
 """The bridge's PATLITE tower channel: a :class:`~.base.StateChannel`.
 
 The pipeline hands this channel the full set of open problems routed to it (on every change, at
-start-up and every ``reassert`` seconds); the channel turns it into one lamp vector with the pure
-:mod:`kyoten.alerting.tower_policy` and makes the tower show it. Everything about retrying,
-ordering and rebuilding after a restart is the pipeline's; this module only adds what is
-particular to a piece of hardware that someone can unplug or press buttons on:
+start-up, every ``reassert`` seconds and at the time the last ``apply`` returned); the channel
+turns it into one lamp vector with the pure :mod:`kyoten.alerting.tower_policy` and makes the
+tower show it. Everything about time, retrying, ordering and rebuilding after a restart is the
+pipeline's: the channel keeps no timer, never reads the store, and opens its
+:class:`~kyoten.hardware.tower.Tower` with ``retries=0`` so one ``apply`` is one attempt and the
+pipeline's backoff is the only retry. This module only adds what is particular to a piece of
+hardware that someone can unplug or press buttons on:
 
 * **Read back, where the protocol allows** (PNS ``G``, PHN ``R``, serial ``G``). Before writing,
   the channel reads what the tower shows; if that is not what it last made it show, the tower was
-  power-cycled or changed by another client — logged and counted, then corrected by the write.
-  After writing it reads again: a tower that does not hold the state it acknowledged is drifting,
-  which is a (retryable) failure, so ``/health`` reports it like a dead tower.
+  power-cycled or changed by another client — logged and counted in :attr:`TowerChannel.drifts`
+  (the :class:`~.base.Drifting` attribute the pipeline shows in ``/health`` and the metrics), then
+  corrected by the write. After writing it reads again: a tower that does not hold the state it
+  acknowledged is a (retryable) failure, so ``/health`` reports it like a dead tower.
 * **Lamps the tower lacks** (PHN and the serial converters have only red, amber, green) are
   left dark with a warning rather than failing the vector, so an Information problem mapped to
   blue can never hide a Disaster on a three-lamp tower; ``build`` warns about it up front.
 * **The buzzer's deadline.** The policy silences a Disaster's buzzer after ``silence_after``;
-  rather than wait for the next re-assert, the channel re-applies itself at that moment, using
-  ``resources.open_problems()`` as the contract allows.
+  ``apply`` returns that deadline (:func:`~kyoten.alerting.tower_policy.next_change`), and the
+  pipeline's state lane calls ``apply`` again then, rather than at the next re-assert.
 
 Config (``type: tower``)::
 
@@ -25,19 +29,20 @@ Config (``type: tower``)::
       url: pns://10.1.2.3:10000?model=nh       # see kyoten.hardware.tower for every scheme
       password_file: /etc/kyoten/tower.pw      # HTTP towers: basic-auth password (optional)
       username: admin                          # HTTP towers (default: admin when a password)
-      timeout: 3                               # seconds per attempt
+      timeout: 3                               # seconds per command (one attempt each)
       readback: true                           # read back where the protocol can
       colours: {information: white, not_classified: white}
       idle: green
       buzzer: 1
       silence_after: 300
+
+``retries`` is still accepted so existing files load, but ignored with a warning when not 0: the
+pipeline's ``retry:`` policy retries a failed ``apply``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -82,32 +87,31 @@ class TowerChannel:
         self.tower = tower
         self.policy = policy
         self.readback = readback and tower.can_read
-        self._resources = resources
         self._log = resources.log
         self._lock = asyncio.Lock()
         self._shown: TowerState | None = None
-        self._muted = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timed: asyncio.Task[None] | None = None
+        #: read-back mismatches since start (:class:`~.base.Drifting`; only grows)
         self.drifts = 0
         self.last_drift_at: float | None = None
         #: colours this tower's protocol has no lamp for (PHN and serial: blue, white)
         self.lacking = frozenset(c for c in COLOURS if not _has_lamp(tower, c))
         self._dropped: frozenset[Colour] = frozenset()
 
-    async def apply(self, snapshot: StateSnapshot) -> None:
-        """Make the tower show the vector for ``snapshot`` (idempotent; full state every time)."""
+    async def apply(self, snapshot: StateSnapshot) -> float | None:
+        """Make the tower show the vector for ``snapshot`` (idempotent; full state every time).
+
+        Returns when that vector changes by itself (the buzzer's silence deadline), or None.
+        """
         problems = problems_of(snapshot.problems)
         wanted = decide(problems, snapshot.now, self.policy, muted=snapshot.muted)
         async with self._lock:
-            self._muted = snapshot.muted
             wanted = self._fit(wanted)
             try:
-                await self._show(wanted)
+                await self._show(wanted, snapshot.now)
             except TowerError as exc:
                 self._shown = None  # unknown now: the next apply must not call it drift
                 raise ChannelError(str(exc), retryable=exc.retryable) from None
-        self._schedule(next_change(problems, snapshot.now, self.policy), snapshot.now)
+        return next_change(problems, snapshot.now, self.policy)
 
     def _fit(self, wanted: TowerState) -> TowerState:
         """Drop lamps this tower does not have, and say so once per change.
@@ -127,12 +131,12 @@ class TowerChannel:
         self._dropped = dropped
         return wanted
 
-    async def _show(self, wanted: TowerState) -> None:
+    async def _show(self, wanted: TowerState, now: float) -> None:
         if self.readback and self._shown is not None:
             before = await self.tower.status()
             if before != self._shown:
                 self.drifts += 1
-                self.last_drift_at = time.time()
+                self.last_drift_at = now
                 self._log.warning(
                     "%s: %s showed %s instead of %s (power-cycled or changed by another "
                     "client); re-asserting",
@@ -153,28 +157,9 @@ class TowerChannel:
                 )
         self._shown = wanted
 
-    def _schedule(self, at: float | None, now: float) -> None:
-        """Re-apply at the policy's next self-change (the buzzer's silence deadline)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if at is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(0.0, at - now) + 0.05, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timed = asyncio.get_running_loop().create_task(self._reapply())
-
-    async def _reapply(self) -> None:
-        try:
-            problems = await self._resources.open_problems()
-            await self.apply(StateSnapshot(problems, self._muted, time.time()))
-        except ChannelError as exc:  # the pipeline's next re-assert retries
-            self._log.warning("%s: timed re-apply failed: %s", self.name, exc.reason)
-
     def health(self) -> dict[str, Any]:
-        """Tower-specific detail for ``/health`` (the pipeline reports failures itself)."""
+        """Tower-specific detail for diagnostics (the pipeline reports failures and ``drifts``
+        in ``/health`` itself)."""
         return {
             "url": self.tower.url,
             "protocol": self.tower.codec.name,
@@ -186,13 +171,7 @@ class TowerChannel:
         }
 
     async def aclose(self) -> None:
-        """Stop the timer and release the transport."""
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._timed is not None:
-            self._timed.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timed
+        """Release the transport."""
         await self.tower.close()
 
 
@@ -229,10 +208,9 @@ def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         errors.append(f"{where}.timeout: must be positive seconds, got {timeout!r}")
         timeout = 3.0
-    retries = settings.get("retries", 1)
+    retries = settings.get("retries", 0)  # accepted so old files load; see the module docstring
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         errors.append(f"{where}.retries: must be a whole number >= 0, got {retries!r}")
-        retries = 1
     readback = settings.get("readback", True)
     if not isinstance(readback, bool):
         errors.append(f"{where}.readback: must be true or false, got {readback!r}")
@@ -249,7 +227,13 @@ def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -
             )
     if errors:
         raise ConfigError(errors)
-    tower = open_tower(url, timeout=float(timeout), retries=retries, session=resources.http)
+    if retries:
+        resources.log.warning(
+            "%s: retries: %s ignored; the bridge tries a tower once per apply and retries with "
+            "the pipeline's retry policy", name, retries,
+        )  # fmt: skip
+    # One attempt per command: the pipeline owns retrying (see the module docstring).
+    tower = open_tower(url, timeout=float(timeout), retries=0, session=resources.http)
     lacking = missing_lamps(tower, policy)
     if lacking:  # not an error: the routes may never send those severities to this tower
         resources.log.warning(

@@ -8,13 +8,14 @@ a canary back through the real intake, as the kyoten media type would post it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kyoten.alerting import canary
+from kyoten.alerting import canary, cli
 from kyoten.alerting.app import CANARY, create_app
 from kyoten.alerting.canary import (
     CanaryMonitor,
@@ -31,7 +32,7 @@ from kyoten.alerting.config import ConfigError
 from kyoten.alerting.events import Kind, Severity, parse_event
 from pytest_aiohttp import AiohttpClient
 
-from .conftest import AUTH, Smtp, bridge_config, eventually, payload, settings_of
+from .conftest import AUTH, Smtp, bridge_config, eventually, payload, settings_of, write_config
 
 
 def canary_payload(token: str, kind: str = "problem") -> dict[str, str]:
@@ -146,7 +147,7 @@ def closed_port() -> int:
 
 
 async def test_bridge_alerts_on_its_own_when_no_server_node_answers_and_resolves(
-    aiohttp_client: AiohttpClient, tmp_path: Path, smtp: Smtp
+    aiohttp_client: AiohttpClient, tmp_path: Path, smtp: Smtp, capsys: pytest.CaptureFixture[str]
 ) -> None:
     servers = [f"127.0.0.1:{closed_port()}", f"127.0.0.1:{closed_port()}"]
     doc = bridge_config(
@@ -178,3 +179,35 @@ async def test_bridge_alerts_on_its_own_when_no_server_node_answers_and_resolves
     assert "kyoten_alert_path_ok 1.0" in metrics
     # and the canary's own mails never reached the sink: only the own alert and its recovery
     assert all("canary" not in m["Subject"].split(":")[0] for m in smtp.sink.messages())
+
+    # a person asks the running bridge
+    settings = settings_of({**doc, "url": f"http://127.0.0.1:{client.server.port}/v1/events"},
+                           tmp_path)  # fmt: skip
+    code = await asyncio.to_thread(cli._status, settings, 5.0)
+    out = capsys.readouterr().out
+    assert code == 0 and "alert path: ok" in out and "last round trip" in out
+
+
+def test_check_config_connect_names_each_unreachable_part_with_its_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kyoten_toml = tmp_path / "kyoten.toml"
+    kyoten_toml.write_text(
+        f'[zabbix.zbx]\nhost = "127.0.0.1"\nport = {closed_port()}\nuser = "z"\ndbname = "z"\n'
+    )
+    doc = bridge_config(
+        tmp_path, None, None,
+        channels={"m": {"type": "mail", "host": "h", "from": "a@b", "to": ["c@d"]}},
+        routes=[{"channels": ["m"]}],
+        canary={"servers": [f"127.0.0.1:{closed_port()}"], "timeout": 1,
+                "kyoten_config": str(kyoten_toml), "zabbix_target": "zbx",
+                "api_url": f"http://127.0.0.1:{closed_port()}/api_jsonrpc.php"},
+    )  # fmt: skip
+    path = write_config(tmp_path, doc)
+    assert cli.main(["bridge", "check-config", "--config", str(path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["bridge", "check-config", "--config", str(path), "--connect"]) == 2
+    err = capsys.readouterr().err
+    assert "canary.servers: no node answered" in err
+    assert "canary.zabbix_target/postgres_target:" in err and "kyoten check-config" in err
+    assert "canary.api_url:" in err

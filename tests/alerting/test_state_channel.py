@@ -1,9 +1,11 @@
 """State channels (towers) through the real pipeline: snapshots of the open problems, kept in
-the durable store, rebuilt after a restart, retried on failure, re-asserted without events."""
+the durable store, rebuilt after a restart, retried on failure (and shown in ``/health`` and the
+metrics), re-asserted without events, and applied again when the channel said it would change."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,25 +20,29 @@ from kyoten.alerting.channels.base import (
     StateSnapshot,
 )
 from kyoten.alerting.events import Severity
+from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from .conftest import AUTH, bridge_config, eventually, payload, settings_of
 
 
 class Board:
-    """A state channel that records what it was asked to show."""
+    """A state channel that records what it was asked to show; with ``change_in`` it says that
+    what it shows changes by itself that many seconds after each apply."""
 
-    def __init__(self, name: str, resources: ChannelResources) -> None:
+    def __init__(self, name: str, resources: ChannelResources, change_in: float | None) -> None:
         self.name = name
         self.resources = resources
+        self.change_in = change_in
         self.shown: list[StateSnapshot] = []
         self.failures = 0
 
-    async def apply(self, snapshot: StateSnapshot) -> None:
+    async def apply(self, snapshot: StateSnapshot) -> float | None:
         if self.failures:
             self.failures -= 1
             raise ChannelError("board unreachable", retryable=True)
         self.shown.append(snapshot)
+        return None if self.change_in is None else snapshot.now + self.change_in
 
     async def aclose(self) -> None:
         return None
@@ -50,7 +56,7 @@ def boards(monkeypatch: pytest.MonkeyPatch) -> list[Board]:
     built: list[Board] = []
 
     def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -> Board:
-        board = Board(name, resources)
+        board = Board(name, resources, settings.get("change_in"))
         built.append(board)
         return board
 
@@ -92,7 +98,6 @@ async def test_snapshot_follows_problems_updates_and_recoveries(
     )
     await client.post("/v1/events", json=closed, headers=AUTH)
     await eventually(lambda: board.last() == {})
-    assert await board.resources.open_problems() == ()
 
 
 async def test_state_is_rebuilt_from_the_store_after_a_restart(
@@ -132,3 +137,46 @@ async def test_failed_apply_is_retried_and_state_reasserted(
     assert health["channels"]["board"]["state"] in ("failing", "paused")
     assert health["channels"]["board"]["last_error"] == "board unreachable"
     assert health["status"] == "degraded"
+    assert "drifts" not in health["channels"]["board"]  # only for channels that read back
+    # the failed re-asserts count as retries, like failed deliveries (2 were the event's)
+    metrics = await (await client.get("/metrics")).text()
+    assert sample(metrics, "kyoten_bridge_channel_failing", channel="board") == 1
+    assert sample(metrics, "kyoten_bridge_deliveries_total", channel="board", outcome="retry") > 2
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return 0.0
+
+
+class Clock:
+    """The pipeline's clock, moved by hand (whole seconds, so sums are exact)."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_lane_applies_again_at_the_time_apply_returned(
+    aiohttp_client: AiohttpClient, tmp_path: Path, boards: list[Board]
+) -> None:
+    """No event and the re-assert an hour away: the channel's own next change alone makes the
+    lane call ``apply`` again, with a fresh snapshot at that time."""
+    clock = Clock()
+    settings = settings_of(config(tmp_path, reassert=3600, change_in=60), tmp_path)
+    await aiohttp_client(create_app(settings, clock=clock))
+    (board,) = boards
+    await eventually(lambda: len(board.shown) >= 1)
+    started = board.shown[0].now
+    clock.now += 59
+    await asyncio.sleep(0.3)  # several poll intervals: not due yet
+    assert len(board.shown) == 1
+    clock.now += 1
+    await eventually(lambda: len(board.shown) == 2)
+    assert board.shown[1].now == started + 60

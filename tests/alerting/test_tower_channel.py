@@ -1,5 +1,6 @@
 """The tower channel against the emulator on 127.0.0.1: policy → bytes → lamps, read-back,
-drift, a dead tower, and the buzzer's own deadline."""
+drift, a dead tower tried once per apply, and the buzzer's deadline returned to the pipeline
+(which acts on it: ``test_tower_e2e.py``)."""
 
 from __future__ import annotations
 
@@ -34,14 +35,8 @@ def disaster(*, acked: bool = False, at: float | None = None) -> OpenProblem:
     return OpenProblem("101", Severity.DISASTER, "DB down", "db1", acked, opened, opened)
 
 
-class Store:
-    """What the bridge's store would answer to ``resources.open_problems()``."""
-
-    def __init__(self) -> None:
-        self.problems: tuple[OpenProblem, ...] = ()
-
-    async def open_problems(self) -> tuple[OpenProblem, ...]:
-        return self.problems
+async def _not_for_channels() -> tuple[OpenProblem, ...]:
+    raise AssertionError("a state channel gets the open problems only in apply's snapshot")
 
 
 @pytest.fixture
@@ -54,10 +49,9 @@ async def emulator() -> AsyncIterator[tuple[EmulatedTower, TcpFrontEnd]]:
 
 
 @pytest.fixture
-async def resources() -> AsyncIterator[tuple[ChannelResources, Store]]:
-    store = Store()
+async def resources() -> AsyncIterator[ChannelResources]:
     async with aiohttp.ClientSession() as http:
-        yield ChannelResources(http, store.open_problems, logging.getLogger("test.tower")), store
+        yield ChannelResources(http, _not_for_channels, logging.getLogger("test.tower"))
 
 
 def snap(*problems: OpenProblem, muted: bool = False) -> StateSnapshot:
@@ -65,10 +59,10 @@ def snap(*problems: OpenProblem, muted: bool = False) -> StateSnapshot:
 
 
 async def test_disaster_ack_recovery_on_the_emulator(
-    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: tuple[ChannelResources, Store]
+    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: ChannelResources
 ) -> None:
     emulated, front = emulator
-    channel = build("noc", {"url": f"pns://127.0.0.1:{front.port}"}, resources[0])
+    channel = build("noc", {"url": f"pns://127.0.0.1:{front.port}"}, resources)
     assert isinstance(channel, StateChannel)
     try:
         await channel.apply(snap(disaster()))
@@ -85,11 +79,11 @@ async def test_disaster_ack_recovery_on_the_emulator(
 
 async def test_a_changed_tower_is_noticed_and_corrected(
     emulator: tuple[EmulatedTower, TcpFrontEnd],
-    resources: tuple[ChannelResources, Store],
+    resources: ChannelResources,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     emulated, front = emulator
-    channel = build("noc", {"url": f"pns://127.0.0.1:{front.port}"}, resources[0])
+    channel = build("noc", {"url": f"pns://127.0.0.1:{front.port}"}, resources)
     assert isinstance(channel, TowerChannel)
     try:
         await channel.apply(snap(disaster()))
@@ -105,11 +99,11 @@ async def test_a_changed_tower_is_noticed_and_corrected(
 
 
 async def test_a_tower_that_does_not_hold_its_state_fails_the_apply(
-    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: tuple[ChannelResources, Store]
+    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: ChannelResources
 ) -> None:
     emulated, front = emulator
     emulated.frozen = True  # ACKs every write, shows nothing
-    channel = build("noc", {"url": f"pns://127.0.0.1:{front.port}"}, resources[0])
+    channel = build("noc", {"url": f"pns://127.0.0.1:{front.port}"}, resources)
     try:
         with pytest.raises(ChannelError, match=r"acknowledged red=blink .* but shows red=off") as e:
             await channel.apply(snap(disaster()))
@@ -119,11 +113,11 @@ async def test_a_tower_that_does_not_hold_its_state_fails_the_apply(
 
 
 async def test_dead_tower_is_a_retryable_error_naming_it_then_recovers(
-    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: tuple[ChannelResources, Store]
+    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: ChannelResources
 ) -> None:
     emulated, front = emulator
     url = f"pns://127.0.0.1:{front.port}"
-    channel = build("noc", {"url": url, "timeout": 0.3, "retries": 0}, resources[0])
+    channel = build("noc", {"url": url, "timeout": 0.3, "retries": 0}, resources)
     try:
         await front.stop()
         with pytest.raises(ChannelError) as caught:
@@ -136,32 +130,65 @@ async def test_dead_tower_is_a_retryable_error_naming_it_then_recovers(
         await channel.aclose()
 
 
-async def test_buzzer_stops_at_its_deadline_without_waiting_for_a_reassert(
-    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: tuple[ChannelResources, Store]
+async def test_apply_returns_the_buzzer_deadline_and_keeps_no_timer(
+    emulator: tuple[EmulatedTower, TcpFrontEnd], resources: ChannelResources
 ) -> None:
     emulated, front = emulator
-    res, store = resources
     settings = {"url": f"pns://127.0.0.1:{front.port}", "silence_after": 0.3}
-    channel = build("noc", settings, res)
+    channel = build("noc", settings, resources)
     try:
-        store.problems = (disaster(),)
-        await channel.apply(snap(*store.problems))
-        assert emulated.state.buzzer == 1
-        shown = await emulated.wait_for(lambda s: s.buzzer == 0, timeout=3)
-        assert shown == TowerState(red=Light.BLINK)
+        problem = disaster()
+        at = await channel.apply(StateSnapshot((problem,), False, problem.opened_at))
+        assert at == pytest.approx(problem.opened_at + 0.3)
+        assert emulated.state == RED_BLINK_BUZZ
+        await asyncio.sleep(0.5)  # past the deadline: the channel does nothing by itself
+        assert emulated.history == [RED_BLINK_BUZZ]
+        assert at is not None
+        assert await channel.apply(StateSnapshot((problem,), False, at)) is None  # the lane's
+        assert emulated.state == TowerState(red=Light.BLINK)
+        assert await channel.apply(snap(disaster(acked=True))) is None  # nothing to silence
     finally:
         await channel.aclose()
 
 
+async def test_the_bridge_tries_a_tower_once_per_apply(
+    resources: ChannelResources, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pipeline retries a failed apply; a retry in the driver would hide the failure from
+    ``/health`` and delay the pipeline's own backoff, so a configured ``retries`` is ignored."""
+    connections = 0
+
+    async def rebooting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()  # accepts and hangs up, like a tower half-way through booting
+
+    server = await asyncio.start_server(rebooting, "127.0.0.1", 0)
+    url = f"pns://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        with caplog.at_level(logging.WARNING, "test.tower"):
+            channel = build("noc", {"url": url, "timeout": 0.5, "retries": 3}, resources)
+        assert "retries: 3 ignored" in caplog.text
+        assert channel.tower.retries == 0
+        with pytest.raises(ChannelError, match=r"connection (closed|failed)") as caught:
+            await channel.apply(snap(disaster()))
+        assert caught.value.retryable
+        assert connections == 1
+        await channel.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_http_tower_password_from_settings_is_used_and_never_shown(
-    resources: tuple[ChannelResources, Store],
+    resources: ChannelResources,
 ) -> None:
     emulated = EmulatedTower(HttpNh())
     front = WebFrontEnd(emulated, credentials=("admin", "pa ss"))
     await front.start()
     url = f"http://127.0.0.1:{front.port}/"
-    good = build("noc", {"url": url, "password": "pa ss"}, resources[0])
-    bad = build("noc", {"url": url, "password": "nope!"}, resources[0])
+    good = build("noc", {"url": url, "password": "pa ss"}, resources)
+    bad = build("noc", {"url": url, "password": "nope!"}, resources)
     try:
         await good.apply(snap(disaster(acked=True)))
         assert emulated.state == TowerState(red=Light.ON)
@@ -175,12 +202,12 @@ async def test_http_tower_password_from_settings_is_used_and_never_shown(
         await front.stop()
 
 
-async def test_settings_errors_are_collected(resources: tuple[ChannelResources, Store]) -> None:
+async def test_settings_errors_are_collected(resources: ChannelResources) -> None:
     with pytest.raises(ConfigError) as caught:
         build(
             "noc",
             {"url": "modbus://x", "colour": "red", "colours": {"high": "pink"}, "timeout": 0},
-            resources[0],
+            resources,
         )
     text = "\n".join(caught.value.errors)
     assert "unknown key colour; valid: url, username, password" in text
@@ -188,7 +215,7 @@ async def test_settings_errors_are_collected(resources: tuple[ChannelResources, 
     assert "colours.high: unknown colour 'pink'" in text
     assert "timeout: must be positive seconds" in text
     with pytest.raises(ConfigError, match="only HTTP towers take a password"):
-        build("noc", {"url": "pns://h", "password": "x"}, resources[0])
+        build("noc", {"url": "pns://h", "password": "x"}, resources)
 
 
 async def test_registered_in_the_channel_registry() -> None:
@@ -199,7 +226,7 @@ async def test_registered_in_the_channel_registry() -> None:
 
 
 async def test_lamps_the_tower_lacks_are_warned_and_never_hide_the_rest(
-    resources: tuple[ChannelResources, Store], caplog: pytest.LogCaptureFixture
+    resources: ChannelResources, caplog: pytest.LogCaptureFixture
 ) -> None:
     emulated = EmulatedTower(Phn())  # red, amber, green only
     front = TcpFrontEnd(emulated)
@@ -207,7 +234,7 @@ async def test_lamps_the_tower_lacks_are_warned_and_never_hide_the_rest(
     url = f"phn://127.0.0.1:{front.port}"
     try:
         with caplog.at_level(logging.WARNING, "test.tower"):
-            channel = build("rack", {"url": url}, resources[0])
+            channel = build("rack", {"url": url}, resources)
             assert "no lamp for the colour of not_classified, information" in caplog.text
             info = OpenProblem("7", Severity.INFORMATION, "disk 80%", "db1", False, 0.0, 0.0)
             await channel.apply(snap(info, disaster()))
@@ -219,10 +246,10 @@ async def test_lamps_the_tower_lacks_are_warned_and_never_hide_the_rest(
         with caplog.at_level(logging.WARNING, "test.tower"):
             fitted = build("rack", {"url": url, "colours": {"information": "green",
                                                             "not_classified": "green"}},
-                           resources[0])  # fmt: skip
+                           resources)  # fmt: skip
         assert caplog.text == ""
         await fitted.aclose()
         with pytest.raises(ConfigError, match=r"phn has buzzer patterns 1\.\.2, not 4"):
-            build("rack", {"url": url, "buzzer": 4}, resources[0])
+            build("rack", {"url": url, "buzzer": 4}, resources)
     finally:
         await front.stop()

@@ -1,10 +1,13 @@
 """Issue 6 §6 end to end: Zabbix webhook → bridge (real app, SQLite outbox, pipeline) → tower
-channel → PNS over TCP → the emulator, with the emulator switched off and on again."""
+channel → PNS over TCP → the emulator, with the emulator switched off and on again, a tower that
+hangs up (retried by the pipeline, never by the driver), a power-cycled tower (drift in
+``/health``), and the buzzer's silence deadline kept by the pipeline's state lane."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from kyoten.hardware.emulator import EmulatedTower, TcpFrontEnd
 from kyoten.hardware.model import Light, TowerState
 from kyoten.hardware.protocol.phn import Phn
 from kyoten.hardware.protocol.pns import PnsNh
+from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "e2e-token-0123456789abcdef"
 WAIT = 5.0  # every wait below is bounded by this
@@ -71,7 +75,8 @@ async def tower() -> AsyncIterator[tuple[EmulatedTower, TcpFrontEnd]]:
     await front.stop()
 
 
-def bridge_settings(tmp_path: Path, port: int) -> Any:
+def bridge_settings(tmp_path: Path, port: int, **tower: Any) -> Any:
+    """The bridge with one tower channel; ``tower`` overrides its settings."""
     return parse_settings(
         {
             "token": TOKEN,
@@ -85,6 +90,7 @@ def bridge_settings(tmp_path: Path, port: int) -> Any:
                     "reassert": 1,
                     "timeout": 0.3,
                     "retries": 0,
+                    **tower,
                 }
             },
             "routes": [{"channels": ["noc-tower"], "host_groups": ["Databases"]}],
@@ -110,6 +116,122 @@ async def health_until(
             if check(body["channels"]["noc-tower"]):
                 return body
             await asyncio.sleep(0.05)
+
+
+async def metric(client: TestClient[Any, Any], name: str, **labels: str) -> float | None:
+    """One sample of ``/metrics`` (None when absent)."""
+    text = await (await client.get("/metrics")).text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
+class HangingUpFront(TcpFrontEnd):
+    """The emulator behind a front end that accepts and hangs up on connections while
+    ``hang_up`` is set (a tower half-way through booting), counting them."""
+
+    def __init__(self, tower: EmulatedTower) -> None:
+        super().__init__(tower)
+        self.hang_up = False
+        self.hung_up = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.hang_up:
+            self.hung_up += 1
+            writer.close()
+            return
+        await super()._serve(reader, writer)
+
+
+class Clock:
+    """The bridge's clock, moved by hand (whole seconds, so sums are exact)."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_failing_tower_is_retried_by_the_pipeline_not_the_driver(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    emulated = EmulatedTower(PnsNh())
+    front = HangingUpFront(emulated)
+    await front.start()
+    try:
+        # "retries: 2" is ignored: one connection per apply, whatever the file says
+        settings = bridge_settings(tmp_path, front.port, reassert=3600, retries=2)
+        client = await aiohttp_client(create_app(settings))
+        await emulated.wait_for(lambda s: s == TowerState(green=Light.ON), WAIT)
+        front.hang_up = True
+        await post(client, DISASTER)
+        body = await health_until(client, lambda ch: ch["state"] in ("failing", "paused"))
+        channel = body["channels"]["noc-tower"]
+        url = f"pns://127.0.0.1:{front.port}?model=nh"
+        assert channel["last_error"].startswith(f"{url}: connection")
+        assert channel["pending"] == 1 and body["status"] == "degraded"
+        await asyncio.sleep(0.5)  # a few of the pipeline's retries (base 0.1 s, cap 0.3 s)
+        front.hang_up = False
+        alarm = TowerState(red=Light.BLINK, buzzer=1)
+        assert await emulated.wait_for(lambda s: s == alarm, WAIT) == alarm
+        body = await health_until(client, lambda ch: ch["state"] == "ok" and ch["pending"] == 0)
+        assert body["channels"]["noc-tower"]["last_error"].startswith(f"{url}: connection")
+        # every connection the tower hung up on was one attempt of the pipeline, which
+        # counted it as a retry: the driver under it tried nothing more
+        retries = await metric(
+            client, "kyoten_bridge_deliveries_total", channel="noc-tower", outcome="retry"
+        )
+        assert front.hung_up >= 2
+        assert retries == front.hung_up
+    finally:
+        await front.stop()
+
+
+async def test_power_cycled_tower_shows_as_drift_in_health_and_metrics(
+    aiohttp_client: Any, tmp_path: Path, tower: tuple[EmulatedTower, TcpFrontEnd]
+) -> None:
+    emulated, front = tower
+    client = await aiohttp_client(create_app(bridge_settings(tmp_path, front.port)))
+    green = TowerState(green=Light.ON)
+    await emulated.wait_for(lambda s: s == green, WAIT)
+    await health_until(client, lambda ch: ch["state"] == "ok")
+    assert (await client.get("/health")).status == 200
+    body = await (await client.get("/health")).json()
+    assert body["channels"]["noc-tower"]["drifts"] == 0
+    drifts = "kyoten_bridge_drifts_total"
+    assert await metric(client, drifts, channel="noc-tower") == 0
+
+    emulated.state = TowerState()  # power-cycled: back dark, still answering
+    await emulated.wait_for(lambda s: s == green, WAIT)  # the re-assert (1 s) corrects it
+    body = await health_until(client, lambda ch: ch["drifts"] == 1)
+    assert body["status"] == "ok"  # corrected drift is reported, not a failure
+    assert await metric(client, drifts, channel="noc-tower") == 1
+
+
+async def test_buzzer_falls_silent_at_silence_after_through_the_state_lane(
+    aiohttp_client: Any, tmp_path: Path, tower: tuple[EmulatedTower, TcpFrontEnd]
+) -> None:
+    """No event and the re-assert an hour away: only the deadline the channel returned makes
+    the lane apply again, and it does so at ``silence_after`` on the bridge's clock."""
+    emulated, front = tower
+    clock = Clock()
+    settings = bridge_settings(tmp_path, front.port, reassert=3600, silence_after=30)
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    await emulated.wait_for(lambda s: s == TowerState(green=Light.ON), WAIT)
+    await post(client, DISASTER)
+    alarm = TowerState(red=Light.BLINK, buzzer=1)
+    assert await emulated.wait_for(lambda s: s == alarm, WAIT) == alarm
+
+    clock.now += 29
+    await asyncio.sleep(0.3)  # several poll intervals: not due yet
+    assert emulated.state == alarm
+    clock.now += 1
+    silent = TowerState(red=Light.BLINK)
+    assert await emulated.wait_for(lambda s: s == silent, WAIT) == silent
+    assert emulated.history[-2:] == [alarm, silent]
 
 
 async def test_disaster_ack_recovery_outage_and_return(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -122,6 +124,29 @@ def test_errors_name_the_tower_and_the_choices(capsys: pytest.CaptureFixture[str
     assert "choose from 'off', 'on', 'blink', 'blink2'" in capsys.readouterr().err
     assert cli.main(["tower", "set", "phn://127.0.0.1:9", "--blue", "on"]) == 2
     assert "phn has no blue lamp; it has red, amber, green" in capsys.readouterr().err
+
+
+def test_cli_retries_an_unreachable_tower_for_a_person_at_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Unlike the bridge (one attempt, its pipeline retries), ``kyoten tower`` tries 1 + 2 times
+    by default before giving up."""
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def hang_up() -> None:  # accept and close at once, like a tower half-way through booting
+            server.settimeout(5)
+            with contextlib.suppress(OSError):
+                while len(accepted) < 4:
+                    conn, _ = server.accept()
+                    accepted.append(conn)
+                    conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        assert cli.main(["tower", "status", f"pns://127.0.0.1:{port}", "--timeout", "0.5"]) == 1
+    assert capsys.readouterr().err.startswith(f"kyoten tower: pns://127.0.0.1:{port}: connection")
+    assert len(accepted) == 3
 
 
 def test_status_page_next_to_a_pns_emulator() -> None:

@@ -133,6 +133,27 @@ async def test_silent_tower_times_out_after_bounded_retries() -> None:
         await server.wait_closed()
 
 
+async def test_retries_zero_is_one_attempt() -> None:
+    """How the bridge opens a tower: a failure surfaces at once, for its pipeline to retry."""
+    connections = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        tower = open_tower(f"pns://127.0.0.1:{port}", timeout=0.5, retries=0, backoff=0.05)
+        with pytest.raises(TowerUnreachable, match=rf"^pns://127.0.0.1:{port}: connection"):
+            await tower.set(RED_BLINK)
+        assert connections == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_tower_back_after_an_outage_is_reached_by_the_retry(
     start_emulator: StartEmulator,
 ) -> None:
