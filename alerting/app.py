@@ -1,9 +1,9 @@
 """The bridge's aiohttp application: a factory and one cleanup context per resource.
 
 ``create_app(settings)`` never parses argv or reads files: the CLI does that, tests pass
-settings directly (style-anchors §5). Resources come up in order — outbox, HTTP session,
-channels, pipeline — and go down in reverse, so the workers stop before the channels and the
-outbox they use are closed.
+settings directly and drive the whole app through aiohttp's test client. Resources come up in
+order — outbox, HTTP session, channels, pipeline — and go down in reverse, so the workers stop
+before the channels and the outbox they use are closed.
 
 Endpoints:
 

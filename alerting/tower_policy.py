@@ -61,7 +61,8 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class TowerPolicy:
-    """Per-tower settings of the mapping; the defaults are issue 6 §4's.
+    """Per-tower settings of the mapping; the defaults are the mapping of the module docstring
+    (:data:`DEFAULT_COLOURS`, steady green when idle, buzzer pattern 1 silenced after 5 min).
 
     :ivar colours: severity (0-5) → lamp colour.
     :ivar idle: the lamp lit steadily when nothing is open (None: all dark).

@@ -1,4 +1,4 @@
-"""Benchmark of the alert bridge, side by side with Prometheus Alertmanager (issue 5 §6).
+"""Benchmark of the alert bridge, side by side with Prometheus Alertmanager.
 
 Prints, in one run:
 
@@ -529,7 +529,7 @@ def report(r: dict[str, Any], seconds: float) -> bool:
     return ok
 
 
-# -- PATLITE tower: accept → tower frame (issue 6 §7; owned by the tower work) ---------------
+# -- PATLITE tower: accept → tower frame (goal p99 ≤ 50 ms; owned by the tower work) ---------
 # The bridge runs as its own process with one tower channel pointing at a PNS emulator in this
 # process, which timestamps the S frame that changes its lamps (time.monotonic is system-wide).
 # Events alternate: a High problem (tower → red blinking), then its recovery (→ green).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issue 4 benchmark: kyoten as an agent 2 loadable plugin, through the real zabbix_agent2.
+"""Benchmark of kyoten as an agent 2 loadable plugin, through the real zabbix_agent2.
 
 Prints, in one run, p50/p90 of (each sample = one passive check via zabbix_utils.Getter, so the
 agent's own work and the TCP round trip are included):
@@ -16,7 +16,7 @@ Pgpool's backends, so in plugin mode the Pgpool snapshot is Pgpool's own view pl
 live checks over its kept connections (no SHOW POOL_NODES on the poll path); the agent's own
 round trip (agent.ping) is printed as the floor.
 
-Goals (issue 4): PostgreSQL snapshot p50 <= 2 ms, Pgpool snapshot p50 <= 5 ms (and >= 10x
+Goals: PostgreSQL snapshot p50 <= 2 ms, Pgpool snapshot p50 <= 5 ms (and >= 10x
 faster than one psql item: the verdict compares it with one psql item on the same Pgpool), RSS
 <= 60 MB and flat.
 

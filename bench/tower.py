@@ -1,4 +1,4 @@
-"""Tower latency, through the real emulator over TCP on 127.0.0.1 (issue 6 §7).
+"""Tower latency, through the real emulator over TCP on 127.0.0.1.
 
 ``roundtrip``: encode a full ``S`` vector → TCP → ``kyoten tower emulate`` (its own process,
 like a real tower) → ACK, one connection per command as the bridge does.
@@ -9,7 +9,7 @@ lane → tower channel (read-back, write, verify) → PNS over TCP → the ``S``
 emulator running on its own thread and event loop, which timestamps it.
 
 Run: ``.venv/bin/python bench/tower.py [--count 500] [--events 200]``. Prints p50/p99/max in
-milliseconds. Goal (issue 6 §7): accept → tower frame p99 ≤ 50 ms.
+milliseconds. Goal: accept → tower frame p99 ≤ 50 ms.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Bot mode (``type: slack``; settings ``token``, ``channel``, optional ``base_url`
 ``ack_reaction``):
 
 * problem → ``chat.postMessage`` with the severity colour; the receipt ``{channel, ts}`` is kept
-  by the pipeline in the bridge's store (not in Zabbix tags, which race: see alerting.md §2a);
+  by the pipeline in the bridge's store (not in Zabbix event tags, as Zabbix's own Slack media
+  type does: those are written after the problem's alert, so an update or recovery sent soon
+  after can run before they exist and lose the thread);
 * update → a reply in the problem's thread; acknowledge adds a reaction, unacknowledge removes
   it, a severity change recolours the original;
 * recovery → ``chat.update`` of the original to resolved (green), then a reply in the thread.

@@ -1,6 +1,6 @@
 """The HTTP control API of the NH family: ``GET /api/control?alert=RYGBCZ`` and ``clear=1``.
 
-Digits (patlite.md §3.2, the RSH scheme): each lamp 0 off, 1 on, 2 flash 1, 3 flash 2, 9 no
+Digits (as in the NH's RSH ``alert`` command): each lamp 0 off, 1 on, 2 flash 1, 3 flash 2, 9 no
 change; the buzzer 0 off, 1-4 patterns, 9 no change. The body is ``Success.`` or ``Error.``.
 There is no documented read-back for the NH family or LA6, so ``can_read`` is false and drift
 can only be corrected by re-asserting. The "request" here is the path and query; the HTTP

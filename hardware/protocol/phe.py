@@ -1,4 +1,4 @@
-"""The serial interface converters PHE-3FB3/3FB2 and PHC-D08N (patlite.md §4.1, manual [M4]).
+"""The serial interface converters PHE-3FB3/3FB2 and PHC-D08N (PHE-3FB3-RYG user's manual).
 
 ASCII frames ``@`` + 2-byte ID (``??`` is the default and the wildcard) + command + data + ``!``,
 no CR/LF, 9600 8N1 without flow control; ACK 0x06 / NAK 0x15; the next command only after

@@ -1,5 +1,6 @@
 """PHN, the legacy 2-byte socket protocol that NHL, the older NH*-3FB models, PHN-3FBE1 and
-LA6-POE all accept (patlite.md §2.1): the lowest common denominator for old towers.
+LA6-POE all accept (NHL manual p. 12, LA6-POE manual p. 44): the lowest common denominator
+for old towers.
 
 ``W`` + one operation byte sets the *whole* state (there is no "no change"), answered by ASCII
 ``ACK``/``NAK``; ``R`` answers ``R`` + the same byte. Bits, low to high: lit red/amber/green,

@@ -1,9 +1,10 @@
 """PNS, the binary socket protocol of networked PATLITE towers (TCP port 10000 by default).
 
-Frame (all dialects, patlite.md §1.1, the official samples' ``'>2ssxH'``): a 2-byte product
-category, a 1-byte ASCII command, one 0x00, a big-endian uint16 data length, the data. Control
-commands answer one byte, ACK 0x06 or NAK 0x15; read commands answer their data bare, so the
-first byte is checked for NAK before parsing. Three dialects differ only in the data:
+Frame (all dialects; NHL manual p. 27, and PATLITE's sample code packs it as ``'>2ssxH'``): a
+2-byte product category, a 1-byte ASCII command, one 0x00, a big-endian uint16 data length, the
+data. Control commands answer one byte, ACK 0x06 or NAK 0x15; read commands answer their data
+bare, so the first byte is checked for NAK before parsing. Three dialects differ only in the
+data:
 
 * ``XX`` NH family: ``S`` data is per colour (R, Y, G, B, W, buzzer), lamps 0/1/2/3/9,
   buzzer 0-4/9; ``G`` answers the same 6 bytes.

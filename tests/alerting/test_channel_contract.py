@@ -7,8 +7,9 @@
   record — neither from the channel nor from the library under it;
 * the whole app keeps secrets out of ``/health``, ``/metrics``, dead letters and logs.
 
-A channel type without a harness here is reported as skipped, so a new channel cannot pass by
-omission unnoticed: add its harness to ``HARNESSES``.
+A channel type registered in :data:`~kyoten.alerting.channels.REGISTRY` without a harness here
+fails, so a new channel cannot pass by omission: add its harness to the ``harnesses`` fixture
+(and its type to ``HARNESSED``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from .conftest import (
     settings_of,
 )
 
+#: Channel types the ``harnesses`` fixture covers (checked against the fixture itself).
+HARNESSED = ("mail", "slack", "slack-webhook", "tower")
 # failure kind -> (retryable, retry_after)
 EXPECTED = {
     "unreachable": (True, None),
@@ -188,12 +191,19 @@ async def harnesses(
             "retries": 0,
         }
 
-    yield {
+    built = {
         "tower": Harness(tower, (TOWER_PASSWORD,), has_retry_after=False),
         "mail": Harness(mail, (SMTP_PASSWORD, wrong_password), has_retry_after=False),
         "slack": Harness(bot, (SLACK_TOKEN,)),
         "slack-webhook": Harness(webhook, (WEBHOOK_PATH, "secret-webhook-path-42")),
     }
+    assert sorted(built) == sorted(HARNESSED), "keep HARNESSED in step with the harnesses"
+    yield built
+
+
+def test_every_registered_channel_type_has_a_harness() -> None:
+    missing = sorted(set(REGISTRY) - set(HARNESSED))
+    assert not missing, f"channel types without a conformance harness: {missing}"
 
 
 async def _no_problems() -> tuple[OpenProblem, ...]:
@@ -210,7 +220,7 @@ async def test_failure_classification_and_no_secret_leaks(
 ) -> None:
     harness = harnesses.get(channel_type)
     if harness is None:
-        pytest.skip(f"no conformance harness for channel type {channel_type!r}")
+        pytest.fail(f"no conformance harness for channel type {channel_type!r}")
     caplog.set_level(logging.DEBUG)
     retryable, retry_after = EXPECTED[kind]
     async with aiohttp.ClientSession() as http:

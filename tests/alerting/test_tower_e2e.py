@@ -1,4 +1,4 @@
-"""Issue 6 §6 end to end: Zabbix webhook → bridge (real app, SQLite outbox, pipeline) → tower
+"""End to end: Zabbix webhook → bridge (real app, SQLite outbox, pipeline) → tower
 channel → PNS over TCP → the emulator, with the emulator switched off and on again, a tower that
 hangs up (retried by the pipeline, never by the driver), a power-cycled tower (drift in
 ``/health``), and the buzzer's silence deadline kept by the pipeline's state lane."""

@@ -1,4 +1,5 @@
-"""The tower policy of issue 6 §4, as a table of situations and what the tower must show."""
+"""The tower policy (:mod:`kyoten.alerting.tower_policy`), as a table of situations and what
+the tower must show."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Golden bytes for every encoder, from the worked examples quoted in patlite.md.
+"""Golden bytes for every encoder, from the worked examples of PATLITE's manuals and samples.
 
 Where the manual gives an example the test names it; where it gives only the layout table,
 the test builds the frame byte by byte from that table so a reader can check it by eye.
@@ -15,18 +15,18 @@ from kyoten.hardware.protocol.phe import Phe
 from kyoten.hardware.protocol.phn import Phn, state_of
 from kyoten.hardware.protocol.pns import PnsLa6, PnsLr5, PnsNh
 
-# NHL manual [M1 p27]: red on + amber flash 1 + green flash 2 + buzzer pattern 4
+# NHL manual p. 27: red on + amber flash 1 + green flash 2 + buzzer pattern 4
 NHL_EXAMPLE_STATE = TowerState(red=Light.ON, amber=Light.BLINK, green=Light.BLINK2, buzzer=4)
 
 
 def test_pns_nh_set_matches_nhl_manual_example() -> None:
-    expected = bytes.fromhex("58 58 53 00 00 06 01 02 03 00 00 04")  # [M1 p27]
+    expected = bytes.fromhex("58 58 53 00 00 06 01 02 03 00 00 04")  # NHL manual p. 27
     assert PnsNh().encode_set(NHL_EXAMPLE_STATE) == expected
 
 
 def test_pns_nh_read_and_clear_frames() -> None:
-    assert PnsNh().encode_status() == bytes.fromhex("58 58 47 00 00 00")  # patlite.md §1.2 G
-    assert PnsNh().encode_clear() == bytes.fromhex("58 58 43 00 00 00")  # patlite.md §1.2 C
+    assert PnsNh().encode_status() == bytes.fromhex("58 58 47 00 00 00")  # NH G: XX G, no data
+    assert PnsNh().encode_clear() == bytes.fromhex("58 58 43 00 00 00")  # NH C: XX C, no data
 
 
 def test_pns_nh_decodes_six_byte_status_and_nak() -> None:
@@ -44,14 +44,14 @@ def test_pns_nh_decodes_six_byte_status_and_nak() -> None:
 
 
 def test_la6_detailed_matches_brochure_example() -> None:
-    # LA6 brochure [M3]: green, blue, off, white, red; no flash; buzzer 11
+    # LA6-POE brochure: green, blue, off, white, red; no flash; buzzer 11
     expected = bytes.fromhex("41 42 44 00 00 07 04 06 00 09 01 00 0B")
     tiers = (Colour.GREEN, Colour.BLUE, None, Colour.WHITE, Colour.RED)
     assert PnsLa6().encode_detailed(tiers, flash=False, buzzer=11) == expected
 
 
 def test_la6_set_is_per_tier_through_the_tier_map() -> None:
-    # LA6 S (patlite.md §1.3): AB S 00 0006, tier1..tier5 (0 off/1 on/2 flash), buzzer 0-3
+    # LA6 S (LA6-POE manual and sample): AB S 00 0006, tier1..tier5 (0 off/1 on/2 flash), buzzer 0-3
     codec = PnsLa6(tiers=(Colour.RED, Colour.AMBER, Colour.GREEN))
     state = TowerState(red=Light.BLINK, green=Light.ON, buzzer=2)
     assert codec.encode_set(state) == b"ABS\x00\x00\x06" + bytes([2, 0, 1, 0, 0, 2])
@@ -59,14 +59,14 @@ def test_la6_set_is_per_tier_through_the_tier_map() -> None:
         codec.encode_set(TowerState(blue=Light.ON))
     with pytest.raises(UnsupportedState, match="blink2"):
         codec.encode_set(TowerState(red=Light.BLINK2))
-    # G reply (§1.3, [M2 p39]): 8 inputs, mode 00, tiers 1-5, buzzer
+    # G reply (LA6-POE manual p. 39): 8 inputs, mode 00, tiers 1-5, buzzer
     reply = bytes(8) + b"\x00" + bytes([2, 0, 1, 0, 0, 2])
     assert codec.decode_status(reply) == state
     assert codec.reply_needed(codec.encode_status(), reply[:3]) == 12
 
 
 def test_lr5_set_is_per_colour_with_its_own_blink_values() -> None:
-    # LR5 S (patlite.md §1.4, sample [A3]): AB S 00 0006, R A G B W, buzzer 0/1
+    # LR5 S (PATLITE's LR5-LAN sample): AB S 00 0006, R A G B W, buzzer 0/1
     state = TowerState(red=Light.BLINK, amber=Light.BLINK2, white=Light.ON, buzzer=1)
     frame = PnsLr5().encode_set(state)
     assert frame == b"ABS\x00\x00\x06" + bytes([2, 6, 0, 0, 1, 1])
@@ -76,18 +76,18 @@ def test_lr5_set_is_per_colour_with_its_own_blink_values() -> None:
 
 
 def test_phn_matches_nhl_manual_example() -> None:
-    # NHL manual [M1 p25]: 57 55 = red lit, amber flashing, green lit, buzzer 2
+    # NHL manual p. 25: 57 55 = red lit, amber flashing, green lit, buzzer 2
     state = TowerState(red=Light.ON, amber=Light.BLINK, green=Light.ON, buzzer=2)
     assert Phn().encode_set(state) == bytes.fromhex("57 55")
     assert Phn().decode_status(b"R\x55") == state
 
 
 def test_phn_matches_la6_manual_example_and_priority_rules() -> None:
-    # LA6 manual [M2 p44]: 57 51 = tier1 lit, tier2 flashing, buzzer 2
+    # LA6-POE manual p. 44: 57 51 = tier1 lit, tier2 flashing, buzzer 2
     assert Phn().encode_set(TowerState(red=Light.ON, amber=Light.BLINK, buzzer=2)) == b"\x57\x51"
-    # lit beats flash, buzzer 1 beats buzzer 2 [M1 p25]
+    # lit beats flash, buzzer 1 beats buzzer 2 (NHL manual p. 25)
     assert state_of(0x01 | 0x20 | 0x08 | 0x10) == TowerState(red=Light.ON, buzzer=1)
-    assert Phn().encode_clear() == b"W\x00"  # [C8]: W 00 clears
+    assert Phn().encode_clear() == b"W\x00"  # W 00: the byte is the whole state, so all off
     with pytest.raises(UnsupportedState, match="no blue lamp"):
         Phn().encode_set(TowerState(blue=Light.ON))
     with pytest.raises(Nak):
@@ -95,7 +95,8 @@ def test_phn_matches_la6_manual_example_and_priority_rules() -> None:
 
 
 def test_http_alert_digits_follow_the_rsh_scheme() -> None:
-    # NH HTTP (patlite.md §3.2, [C11][C12]): alert=RYGBCZ, lamps 0-3, buzzer 0-4
+    # NH HTTP, as the Node-RED and Home Assistant clients send it: alert=RYGBCZ, lamps 0-3,
+    # buzzer 0-4
     assert HttpNh().encode_set(NHL_EXAMPLE_STATE) == b"/api/control?alert=123004"
     assert HttpNh().encode_clear() == b"/api/control?clear=1"
     HttpNh().check_ack(b"Success.")
@@ -104,7 +105,7 @@ def test_http_alert_digits_follow_the_rsh_scheme() -> None:
 
 
 def test_serial_set_matches_phe_manual_example() -> None:
-    # PHE-3FB3 manual [M4 p14]: @??S190--4! = red on, amber no change, green off, buzzer 4.
+    # PHE-3FB3 manual p. 14: @??S190--4! = red on, amber no change, green off, buzzer 4.
     # We always send a full state and fill the unused bytes with '0' (the manual NAKs data
     # outside 0x30-0x3F, which '-' is), so only those positions differ from the example.
     manual = b"@??S190--4!"
@@ -113,7 +114,7 @@ def test_serial_set_matches_phe_manual_example() -> None:
     assert [i for i in range(len(manual)) if manual[i] != ours[i]] == [5, 7, 8]
     assert Phe(unit_id="01").encode_status() == b"@01G!"
     assert Phe().encode_clear() == b"@??C!"
-    # G reply: 6 ASCII digits in the S layout, e.g. 0 1 3 0 0 3 [M4]
+    # G reply: 6 ASCII digits in the S layout, e.g. 0 1 3 0 0 3 (PHE-3FB3 manual)
     assert Phe().decode_status(b"013003") == TowerState(
         amber=Light.ON, green=Light.BLINK2, buzzer=3
     )

@@ -1,8 +1,8 @@
 """Frames captured from real agents, shared by the framing and state machine tests.
 
 The 6.0.14 bodies were captured by a logging probe plugin under Debian's zabbix_agent2
-6.0.14 (``Plugins.Kyoten.Config=/etc/kyoten/x.toml``, ``Timeout=5``); the 7.0.22 ones are
-quoted from the shared reference (``zabbix-agent2-plugin.md``), captured the same way.
+6.0.14 (``Plugins.Kyoten.Config=/etc/kyoten/x.toml``, ``Timeout=5``); the 7.0.22 ones were
+captured the same way, under Debian trixie's zabbix_agent2 7.0.22.
 """
 
 from __future__ import annotations
