@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from .canary import canary_token
 from .canary_loop import CanaryLoop
 from .channels import load_builder
-from .channels.base import Channel, ChannelResources, OpenProblem
+from .channels.base import Channel, ChannelResources
 from .config import Settings
 from .events import InvalidEvent, parse_event
 from .outbox import Outbox, open_outbox
@@ -188,14 +188,9 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 async def channels_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build every configured channel through the registry; close them at shutdown."""
     built: dict[str, Channel] = {}
-    outbox = app[OUTBOX]
     for cfg in app[SETTINGS].channels:
-
-        async def open_problems(name: str = cfg.name) -> tuple[OpenProblem, ...]:
-            return await outbox.open_problems(name)
-
         resources = ChannelResources(
-            app[HTTP], open_problems, logging.getLogger(f"kyoten.alerting.channel.{cfg.name}")
+            app[HTTP], logging.getLogger(f"kyoten.alerting.channel.{cfg.name}")
         )
         built[cfg.name] = load_builder(cfg.type)(cfg.name, cfg.settings, resources)
     app[CHANNELS] = built

@@ -204,14 +204,11 @@ async def _check(settings: Settings, connect: bool = False) -> int:
     import aiohttp
 
     from .channels import load_builder
-    from .channels.base import ChannelResources, OpenProblem
-
-    async def none() -> tuple[OpenProblem, ...]:
-        return ()
+    from .channels.base import ChannelResources
 
     errors: list[str] = []
     async with aiohttp.ClientSession() as session:
-        res = ChannelResources(session, none, logging.getLogger("kyoten.alerting.check"))
+        res = ChannelResources(session, logging.getLogger("kyoten.alerting.check"))
         for c in settings.channels:
             try:
                 ch = load_builder(c.type)(c.name, c.settings, res)
@@ -237,6 +234,14 @@ async def _check(settings: Settings, connect: bool = False) -> int:
             f"channel {c.name}: {c.type}, rate {c.rate or 'unlimited'}/s, "
             f"{len(c.mute)} mute window(s), digest above {c.digest.threshold or 'never'}"
         )
+    if settings.canary is not None:
+        cn = settings.canary
+        print(
+            f"canary: {cn.host}/{cn.key} on {', '.join(cn.servers)} every {cn.interval:g} s, "
+            f"broken after {cn.deadline:g} s, own alert {cn.severity.label}"
+        )
+    else:
+        print("canary: none (Zabbix's own alert path is not watched)")
     for i, r in enumerate(settings.routes):
         print(
             f"route {i}: severity {r.min_severity.label}..{r.max_severity.label}, "

@@ -61,7 +61,7 @@ channel for that; the pipeline additionally redacts configured secrets from stor
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -183,14 +183,11 @@ Channel = EventChannel | StateChannel
 class ChannelResources:
     """Shared resources handed to every builder (created once per app, never per send).
 
-    :ivar open_problems: the store's open problems of this channel. No channel in the repository
-        uses it, and a state channel must not: it gets the set in ``apply``'s snapshot, when the
-        pipeline decides. Kept only because callers build this positionally (``alerting/cli.py``'s
-        ``check-config``, the channel tests).
+    There is no way to read the store from here on purpose: a state channel gets the open
+    problems in ``apply``'s snapshot, when the pipeline decides.
     """
 
     http: aiohttp.ClientSession
-    open_problems: Callable[[], Awaitable[tuple[OpenProblem, ...]]]
     log: logging.Logger
 
 

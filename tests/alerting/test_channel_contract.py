@@ -33,7 +33,6 @@ from kyoten.alerting.channels.base import (
     ChannelResources,
     EventChannel,
     Notification,
-    OpenProblem,
     StateChannel,
     StateSnapshot,
 )
@@ -206,10 +205,6 @@ def test_every_registered_channel_type_has_a_harness() -> None:
     assert not missing, f"channel types without a conformance harness: {missing}"
 
 
-async def _no_problems() -> tuple[OpenProblem, ...]:
-    return ()
-
-
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
 @pytest.mark.parametrize("channel_type", sorted(REGISTRY))
 async def test_failure_classification_and_no_secret_leaks(
@@ -224,7 +219,7 @@ async def test_failure_classification_and_no_secret_leaks(
     caplog.set_level(logging.DEBUG)
     retryable, retry_after = EXPECTED[kind]
     async with aiohttp.ClientSession() as http:
-        resources = ChannelResources(http, _no_problems, logging.getLogger("test"))
+        resources = ChannelResources(http, logging.getLogger("test"))
         channel = load_builder(channel_type)("under-test", harness.settings(kind), resources)
         with pytest.raises(ChannelError) as exc:
             if isinstance(channel, EventChannel):

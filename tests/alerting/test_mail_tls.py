@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from kyoten.alerting.channels import load_builder
-from kyoten.alerting.channels.base import ChannelResources, Notification, OpenProblem
+from kyoten.alerting.channels.base import ChannelResources, Notification
 from kyoten.alerting.events import parse_event
 
 from .conftest import SMTP_PASSWORD, SmtpSink, free_port, payload
@@ -88,10 +88,6 @@ def server(
     ctl.stop()
 
 
-async def _none() -> tuple[OpenProblem, ...]:
-    return ()
-
-
 async def test_mail_over_tls_with_auth(server: tuple[str, int, SmtpSink]) -> None:
     security, port, sink = server
     settings = {
@@ -106,7 +102,7 @@ async def test_mail_over_tls_with_auth(server: tuple[str, int, SmtpSink]) -> Non
         "timeout": 5,
     }
     async with aiohttp.ClientSession() as http:
-        res = ChannelResources(http, _none, logging.getLogger("test"))
+        res = ChannelResources(http, logging.getLogger("test"))
         channel = load_builder("mail")("tls-mail", settings, res)
         receipt = await channel.send(Notification(parse_event(payload("88"))))  # type: ignore[union-attr]
         await channel.send(Notification(parse_event(payload("88", "recovery")), receipt))  # type: ignore[union-attr]

@@ -35,10 +35,6 @@ def disaster(*, acked: bool = False, at: float | None = None) -> OpenProblem:
     return OpenProblem("101", Severity.DISASTER, "DB down", "db1", acked, opened, opened)
 
 
-async def _not_for_channels() -> tuple[OpenProblem, ...]:
-    raise AssertionError("a state channel gets the open problems only in apply's snapshot")
-
-
 @pytest.fixture
 async def emulator() -> AsyncIterator[tuple[EmulatedTower, TcpFrontEnd]]:
     tower = EmulatedTower(PnsNh())
@@ -51,7 +47,7 @@ async def emulator() -> AsyncIterator[tuple[EmulatedTower, TcpFrontEnd]]:
 @pytest.fixture
 async def resources() -> AsyncIterator[ChannelResources]:
     async with aiohttp.ClientSession() as http:
-        yield ChannelResources(http, _not_for_channels, logging.getLogger("test.tower"))
+        yield ChannelResources(http, logging.getLogger("test.tower"))
 
 
 def snap(*problems: OpenProblem, muted: bool = False) -> StateSnapshot:

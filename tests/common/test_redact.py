@@ -405,15 +405,11 @@ async def bridge_channels(ctx: Ctx) -> list[str]:
         ChannelError,
         ChannelResources,
         Notification,
-        OpenProblem,
         StateSnapshot,
     )
     from kyoten.alerting.events import parse_event
 
     from tests.alerting.conftest import payload
-
-    async def none() -> tuple[OpenProblem, ...]:
-        return ()
 
     shown: list[str] = []
     event = parse_event(payload("7"))
@@ -452,7 +448,7 @@ async def bridge_channels(ctx: Ctx) -> list[str]:
                 ("tower", {"url": f"http://admin:{SECRET}@127.0.0.1:{port}/", "retries": 0}),
             ]
         async with aiohttp.ClientSession() as http:
-            resources = ChannelResources(http, none, logging.getLogger("kyoten.alerting.test"))
+            resources = ChannelResources(http, logging.getLogger("kyoten.alerting.test"))
             for kind, conf in settings:
                 channel = load_builder(kind)(kind, {"timeout": 2, **conf}, resources)
                 with pytest.raises(ChannelError) as exc:
