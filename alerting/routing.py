@@ -3,17 +3,18 @@
 Rules are tried in order; every condition a rule gives must hold; the first matching rule stops
 the walk unless it says ``continue: true``. No I/O, no clock: trivially unit-tested.
 
-Follow-ups (updates, recovery) also go wherever their problem went — the pipeline adds those
-channels from the store — so a thread is never split because, say, a severity change moved the
-event out of a rule's range.
+Follow-ups (updates, recovery) also go wherever their problem went, so a thread is never split
+because, say, a severity change moved the event out of a rule's range. :func:`fan_out` decides
+that, once for every outbox backend: the backend reads where the problem went (from its own
+delivery rows, in the transaction that accepts the follow-up) and stores what it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .config import Route
-from .events import Event
+from .events import Event, Kind
 
 
 def matches(route: Route, event: Event) -> bool:
@@ -38,3 +39,22 @@ def route(routes: Iterable[Route], event: Event) -> tuple[str, ...]:
             if not r.cont:
                 break
     return tuple(out)
+
+
+def fan_out(
+    event: Event, routed: Sequence[str], problem_went_to: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """Every channel ``event`` is delivered to.
+
+    ``routed`` is what the rules gave (:func:`route`). A problem goes there only. A follow-up
+    (update, recovery) goes there and, after those, to each channel of ``problem_went_to`` —
+    the channels its problem was delivered to, in the order the outbox read them — not already
+    listed. A problem routed nowhere leaves its follow-ups only what the rules give them.
+    """
+    if event.kind is Kind.PROBLEM:
+        return tuple(routed)
+    targets = list(routed)
+    for c in problem_went_to:
+        if c not in targets:
+            targets.append(c)
+    return tuple(targets)

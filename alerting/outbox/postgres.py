@@ -1,5 +1,6 @@
-"""PostgreSQL outbox: two bridges, one per site, sharing the work in the database the sites
-already replicate. No clustering of our own: the database's row locks are the coordination.
+"""PostgreSQL outbox: the backend of :class:`~kyoten.alerting.outbox.core.Outbox` for two
+bridges, one per site, sharing the work in the database the sites already replicate. No
+clustering of our own: the database's row locks are the coordination.
 
 * **Intake** commits before answering, like SQLite, with a group commit: requests arriving while
   a commit is in flight are stored together in the next transaction. ``ON CONFLICT (dedup_key)
@@ -19,7 +20,9 @@ already replicate. No clustering of our own: the database's row locks are the co
   one atomic upsert on the database's clock, so two bridges sending to one Slack channel keep
   to its configured rate together instead of twice it.
 
-Tables are prefixed ``kyoten_`` because the database is shared with other tenants.
+Tables are prefixed ``kyoten_`` because the database is shared with other tenants. What both
+backends share (value types, row building, the open-problem and receipt changes) is in
+:mod:`.core`; which channels an event goes to is :func:`kyoten.alerting.routing.fan_out`'s.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,8 +39,25 @@ import psycopg
 
 from ..channels.base import OpenProblem
 from ..events import Event, Kind, event_from_json
-from . import Accepted, Backlog, Claim, Claimed, Dead, DeadLetter, Done, Muted, Outcome, Retry
-from .sqlite import open_problem_change, open_problem_from_row, tags_json
+from ..routing import fan_out
+from .core import (
+    Accepted,
+    Backlog,
+    Claim,
+    Claimed,
+    Dead,
+    DeadLetter,
+    Done,
+    Muted,
+    Outcome,
+    Retry,
+    dead_letter_from_row,
+    delivery_rows,
+    open_problem_change,
+    open_problem_from_row,
+    open_problem_rows,
+    receipt_change,
+)
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
@@ -117,6 +137,12 @@ SELECT count(*) FROM (
   WHERE channel = %s AND status = 'pending' AND next_at <= %s LIMIT %s) AS due
 """
 
+# What routing.fan_out needs for a follow-up: the channels its problem was delivered to.
+_PROBLEM_WENT_TO = """
+SELECT DISTINCT d.channel FROM kyoten_events e JOIN kyoten_deliveries d ON d.seq = e.seq
+WHERE e.event_id = %s AND e.kind = 'problem'
+"""
+
 # One token taken from a channel's bucket shared by every bridge: refill by the time passed
 # on the database's clock (one clock for both sites), capped at the burst, minus this send.
 # A negative balance is a queue of reserved sends; the caller waits -tokens/rate seconds.
@@ -152,13 +178,15 @@ class _PgClaim:
                     ("done" if isinstance(o, Done) else "muted", now, self.node, o.id),
                 )
                 event = by_id[o.id].event
-                if isinstance(o, Done) and o.receipt and event.kind is Kind.PROBLEM:
+                change = receipt_change(o, event)
+                if change == "store":
+                    assert isinstance(o, Done) and o.receipt is not None
                     await self.conn.execute(
                         "INSERT INTO kyoten_receipts VALUES (%s, %s, %s) ON CONFLICT"
                         " (channel, event_id) DO UPDATE SET receipt = EXCLUDED.receipt",
                         (self.channel, event.event_id, json.dumps(dict(o.receipt))),
                     )
-                elif event.closes:
+                elif change == "drop":
                     await self.conn.execute(
                         "DELETE FROM kyoten_receipts WHERE channel=%s AND event_id=%s",
                         (self.channel, event.event_id),
@@ -282,6 +310,7 @@ class PostgresOutbox:
 
     async def accept(self, event: Event, channels: Sequence[str], now: float) -> Accepted:
         body = json.dumps(event.to_json(), separators=(",", ":"))
+        follow_up = event.kind is not Kind.PROBLEM  # only a follow-up needs where its problem went
 
         async def run(conn: Conn) -> Accepted:
             cur = await conn.execute(
@@ -293,24 +322,20 @@ class PostgresOutbox:
             if row is None:
                 return Accepted(False, ())
             seq = row[0]
-            targets = list(channels)
-            if event.kind is not Kind.PROBLEM:
-                cur = await conn.execute(
-                    "SELECT DISTINCT d.channel FROM kyoten_events e JOIN kyoten_deliveries d"
-                    " ON d.seq = e.seq WHERE e.event_id = %s AND e.kind = 'problem'",
-                    (event.event_id,),
-                )
-                for (c,) in await cur.fetchall():
-                    if c not in targets:
-                        targets.append(c)
+            went_to: Iterable[str] = ()
+            if follow_up:
+                cur = await conn.execute(_PROBLEM_WENT_TO, (event.event_id,))
+                rows = await cur.fetchall()
+                went_to = (c for (c,) in rows)
+            targets = fan_out(event, channels, went_to)
             async with conn.cursor() as c:
                 await c.executemany(
                     "INSERT INTO kyoten_deliveries (seq, channel, event_id, next_at, created_at)"
                     " VALUES (%s, %s, %s, %s, %s)",
-                    [(seq, ch, event.event_id, now, now) for ch in targets],
+                    delivery_rows(seq, event.event_id, targets, now),
                 )
             await self._track(conn, event, targets, now)
-            return Accepted(True, tuple(targets))
+            return Accepted(True, targets)
 
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._intake.append(_Pending(run, future))
@@ -320,31 +345,21 @@ class PostgresOutbox:
     @staticmethod
     async def _track(conn: Conn, event: Event, channels: Sequence[str], now: float) -> None:
         change, ack = open_problem_change(event)
-        for c in channels:
-            if change == "close":
+        if change == "close":
+            for c in channels:
                 await conn.execute(
                     "DELETE FROM kyoten_open_problems WHERE channel=%s AND event_id=%s",
                     (c, event.event_id),
                 )
-                continue
+            return
+        for row in open_problem_rows(event, channels, bool(ack), now):
             await conn.execute(
                 "INSERT INTO kyoten_open_problems VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (channel, event_id) DO UPDATE SET severity = EXCLUDED.severity,"
                 " acknowledged = CASE WHEN %s::boolean IS NULL"
                 " THEN kyoten_open_problems.acknowledged ELSE EXCLUDED.acknowledged END,"
                 " changed_at = EXCLUDED.changed_at",
-                (
-                    c,
-                    event.event_id,
-                    int(event.severity),
-                    event.name,
-                    event.host,
-                    bool(ack),
-                    now,
-                    now,
-                    tags_json(event),
-                    ack,
-                ),
+                (*row, ack),
             )
 
     # -- delivery ------------------------------------------------------------------------
@@ -434,10 +449,7 @@ class PostgresOutbox:
                 " AND (%s::text IS NULL OR d.channel = %s) ORDER BY d.id DESC LIMIT %s",
                 (channel, channel, limit),
             )
-            return [
-                DeadLetter(r[0], r[1], r[2], r[3], json.loads(r[4])["name"], r[5], r[6], r[7])
-                for r in await cur.fetchall()
-            ]
+            return [dead_letter_from_row(r) for r in await cur.fetchall()]
 
         return await self._run("misc", run)
 

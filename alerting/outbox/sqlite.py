@@ -1,4 +1,5 @@
-"""SQLite outbox: WAL, group commit, no server.
+"""SQLite outbox: the default backend of :class:`~kyoten.alerting.outbox.core.Outbox`, for one
+bridge with no database server. WAL, group commit.
 
 SQLite has one writer at a time anyway, and ``synchronous=FULL`` costs one fsync per commit. So
 every operation is a job; the jobs queued while a commit is in flight run together in the next
@@ -10,38 +11,20 @@ event loop; only ``COMMIT`` — where SQLite waits for the disk — runs on a wo
 loop keeps serving requests during the fsync. A storm of new problems, the case that must be
 fast, is written in bulk: consecutive problem events of a batch become one multi-row ``INSERT``
 per table, their ``seq`` numbers assigned here, which saves the loop about a fifth of the SQL's
-cost per event (measured 2026-11-29: 21 against 28 µs per event in batches of 16). Every other
-job (follow-ups, outcomes, housekeeping) runs its own statements. If one job of a batch fails,
-the batch is rolled back and its jobs are re-run one transaction each (a problem then takes the
-one-event path), so a bad job cannot take others down with it.
+cost per event. Every other job (follow-ups, outcomes, housekeeping) runs its own statements. If
+one job of a batch fails, the batch is rolled back and its jobs are re-run one transaction each
+(a problem then takes the one-event path), so a bad job cannot take others down with it.
+``tests/alerting/test_sqlite_outbox.py`` checks that both paths leave the same rows.
 
-Two designs were measured and dropped (wrk floods of 16 senders, as in bench/bridge.py):
-everything on a writer thread, first with a statement per event and later in bulk. The sqlite3
-module releases the GIL around every ``sqlite3_step``, so the writer thread and the busy loop
-trade the GIL several times per batch, each trade waits for the loop's switch interval, the
-batch's commit comes later and intake with sixteen senders got slower (3,600–5,000 against
-4,000–5,500 events/s), although the loop's own time per request fell.
-
-A third was measured on 2026-11-29 and not kept: a storm batch as *one* statement (a multi-row
-``INSERT`` into a view whose ``INSTEAD OF`` trigger fills events, deliveries and open problems),
-run in autocommit off the loop, so the whole batch and its fsync are a single ``sqlite3_step``.
-Two variants: on the executor with the next batch chained from the completion callback, and on
-a dedicated writer thread that takes the queue itself without waiting for the loop (duplicates
-answered from the reader connection, ``seq`` assigned by the writer). Either way the loop's time
-per request fell by 20–30 µs, but intake did not follow: +6% for the first (5,020 against 4,730
-events/s, three alternating rounds), nothing beyond noise for the second (4,730 against 4,710,
-five and six runs alternating). The loop was no longer saturated (75% busy); the limit became
-the write cycle. In the server that cycle took 0.85 ms of wall time for about 10 events,
-0.54 ms of it CPU and most of that kernel context switching (``perf``: ``finish_task_switch``,
-the virtio kick), against 0.37 ms for the same statement run alone. With 16 closed-loop
-senders, the hand-offs between threads on this VM cost what the loop saved. The opposite,
-``COMMIT`` on the loop itself with no thread at all, was slower still (3,650–3,965 against
-4,240–4,890 events/s): writing the WAL frames is CPU work too, about 40 µs per event.
-A larger page cache and memory-mapped reads (``cache_size`` 64 MiB, ``mmap_size`` 256 MiB)
-did not help either (4,200–4,660 against 4,760–4,870 events/s, three alternating bench runs).
+Other ways to run the writes (a writer thread, one statement per storm batch, ``COMMIT`` on the
+loop, a larger page cache) were measured with ``bench/bridge.py`` and were slower or no faster;
+``docs/design/outbox.md`` keeps the figures, and what limits this design.
 
 The one blocking case: ``BEGIN IMMEDIATE`` waits (up to ``busy_timeout``) while another process
 holds the write lock — in practice only ``kyoten bridge replay``, whose transaction is tiny.
+
+What both backends share (value types, row building, the open-problem and receipt changes) is in
+:mod:`.core`; which channels an event goes to is :func:`kyoten.alerting.routing.fan_out`'s.
 """
 
 from __future__ import annotations
@@ -49,9 +32,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
-import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -59,8 +41,26 @@ from typing import Any, TypeVar
 import orjson
 
 from ..channels.base import OpenProblem
-from ..events import Event, Kind, Severity, Tag, UpdateAction, event_from_json
-from . import Accepted, Backlog, Claim, Claimed, Dead, DeadLetter, Done, Muted, Outcome, Retry
+from ..events import Event, Kind, event_from_json
+from ..routing import fan_out
+from .core import (
+    Accepted,
+    Backlog,
+    Claim,
+    Claimed,
+    Dead,
+    DeadLetter,
+    Done,
+    Muted,
+    Outcome,
+    Retry,
+    dead_letter_from_row,
+    delivery_rows,
+    open_problem_change,
+    open_problem_from_row,
+    open_problem_rows,
+    receipt_change,
+)
 
 T = TypeVar("T")
 _MAX_BATCH = 512
@@ -133,42 +133,11 @@ SELECT count(*) FROM (
   WHERE channel = ? AND status = 'pending' AND next_at <= ? LIMIT ?)
 """
 
-
-def tags_json(event: Event) -> str:
-    """Tags as stored in ``open_problems``."""
-    return json.dumps([[t.tag, t.value] for t in event.tags])
-
-
-def open_problem_from_row(row: Sequence[Any]) -> OpenProblem:
-    """``(event_id, severity, name, host, acknowledged, opened_at, changed_at, tags)``."""
-    return OpenProblem(
-        event_id=row[0],
-        severity=Severity(row[1]),
-        name=row[2],
-        host=row[3],
-        acknowledged=bool(row[4]),
-        opened_at=row[5],
-        changed_at=row[6],
-        tags=tuple(Tag(t, v) for t, v in json.loads(row[7])),
-    )
-
-
-def open_problem_change(event: Event) -> tuple[str, bool | None]:
-    """What ``event`` does to the open-problem row: ("open"|"close"|"update", ack or None)."""
-    if event.closes:
-        return "close", None
-    if event.kind is Kind.PROBLEM:
-        return "open", event.acknowledged
-    assert event.update is not None
-    acts = event.update.actions
-    ack = (
-        False
-        if UpdateAction.UNACKNOWLEDGE in acts
-        else True
-        if UpdateAction.ACKNOWLEDGE in acts
-        else None
-    )
-    return "update", ack
+# What routing.fan_out needs for a follow-up: the channels its problem was delivered to.
+_PROBLEM_WENT_TO = """
+SELECT DISTINCT d.channel FROM events e JOIN deliveries d ON d.seq = e.seq
+WHERE e.event_id = ? AND e.kind = 'problem'
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,14 +180,16 @@ class _SqliteClaim:
             if isinstance(o, Done | Muted):
                 finished["done" if isinstance(o, Done) else "muted"].append((now, o.id))
                 event = by_id[o.id].event
-                if isinstance(o, Done) and o.receipt and event.kind is Kind.PROBLEM:
+                change = receipt_change(o, event)
+                if change == "store":
+                    assert isinstance(o, Done) and o.receipt is not None
                     receipts.append(
                         (
                             "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)",
                             (channel, event.event_id, orjson.dumps(dict(o.receipt)).decode()),
                         )
                     )
-                elif event.closes:
+                elif change == "drop":
                     receipts.append(
                         (
                             "DELETE FROM receipts WHERE channel=? AND event_id=?",
@@ -367,6 +338,7 @@ class SqliteOutbox:
 
     async def accept(self, event: Event, channels: Sequence[str], now: float) -> Accepted:
         body = orjson.dumps(event.to_json()).decode()
+        follow_up = event.kind is not Kind.PROBLEM  # only a follow-up needs where its problem went
 
         def run(conn: sqlite3.Connection) -> Accepted:
             cur = conn.execute(
@@ -378,26 +350,19 @@ class SqliteOutbox:
             if row is None:
                 return Accepted(False, ())
             seq = row[0]
-            targets = list(channels)
-            if event.kind is not Kind.PROBLEM:
-                for (c,) in conn.execute(
-                    "SELECT DISTINCT d.channel FROM events e JOIN deliveries d ON d.seq = e.seq"
-                    " WHERE e.event_id = ? AND e.kind = 'problem'",
-                    (event.event_id,),
-                ):
-                    if c not in targets:
-                        targets.append(c)
+            went_to: Iterable[str] = ()
+            if follow_up:
+                went_to = (c for (c,) in conn.execute(_PROBLEM_WENT_TO, (event.event_id,)))
+            targets = fan_out(event, channels, went_to)
             _insert_rows(
                 conn,
                 "INSERT INTO deliveries (seq, channel, event_id, next_at, created_at)",
-                [(seq, c, event.event_id, now, now) for c in targets],
+                delivery_rows(seq, event.event_id, targets, now),
             )
             self._track(conn, event, targets, now)
-            return Accepted(True, tuple(targets))
+            return Accepted(True, targets)
 
-        problem = None
-        if event.kind is Kind.PROBLEM:
-            problem = _NewProblem(event, body, tuple(channels), now)
+        problem = None if follow_up else _NewProblem(event, body, fan_out(event, channels), now)
         return await self.run(run, problem)
 
     @staticmethod
@@ -412,7 +377,7 @@ class SqliteOutbox:
                 (event.event_id, *channels),
             )
             return
-        rows = _open_problem_rows(event, channels, bool(ack), now)
+        rows = open_problem_rows(event, channels, bool(ack), now)
         conn.execute(
             "INSERT INTO open_problems VALUES "
             + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
@@ -494,10 +459,7 @@ class SqliteOutbox:
                 " AND (? IS NULL OR d.channel = ?) ORDER BY d.id DESC LIMIT ?",
                 (channel, channel, limit),
             ).fetchall()
-            return [
-                DeadLetter(r[0], r[1], r[2], r[3], json.loads(r[4])["name"], r[5], r[6], r[7])
-                for r in rows
-            ]
+            return [dead_letter_from_row(r) for r in rows]
 
         return self.read(run)
 
@@ -533,20 +495,6 @@ class SqliteOutbox:
         while (n := await self.run(run)) > 0:
             total += n
         return total
-
-
-def _open_problem_rows(
-    event: Event, channels: Sequence[str], acknowledged: bool, now: float
-) -> list[tuple[Any, ...]]:
-    """``open_problems`` rows opening (or refreshing) ``event`` on each of ``channels``."""
-    if not channels:
-        return []
-    tags = tags_json(event)
-    return [
-        (c, event.event_id, int(event.severity), event.name, event.host, int(acknowledged), now,
-         now, tags)
-        for c in channels
-    ]  # fmt: skip
 
 
 # Rows per multi-row statement: far below SQLite's variable limit (32,766 since 3.32; 999
@@ -607,8 +555,8 @@ def _insert_problems(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         stored.add(e.dedup_key)
         top += 1
         events.append((top, e.dedup_key, e.event_id, Kind.PROBLEM.value, p.body, p.now))
-        deliveries.extend((top, c, e.event_id, p.now, p.now) for c in p.channels)
-        opens.extend(_open_problem_rows(e, p.channels, e.acknowledged, p.now))
+        deliveries.extend(delivery_rows(top, e.event_id, p.channels, p.now))
+        opens.extend(open_problem_rows(e, p.channels, e.acknowledged, p.now))
         job.result = Accepted(True, p.channels)
     _insert_rows(
         conn, "INSERT INTO events (seq, dedup_key, event_id, kind, body, accepted_at)", events
