@@ -2,8 +2,9 @@
 
 It spans parts: the templates come from the collector's catalogue
 (:mod:`kyoten.agent.export.templates`), and each template directory also carries the bridge's
-webhook media type (:mod:`kyoten.alerting.mediatype`), which is why this command lives in the
-shell and not in the agent.
+webhook media type (:mod:`kyoten.alerting.mediatype`) and the alert-path canary's template
+(:mod:`kyoten.alerting.canary_template`), which is why this command lives in the shell and not
+in the agent.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from pathlib import Path
 
 def rendered_templates() -> dict[str, str]:
     """Every file under ``templates/`` (relative name → text): the templates of each export
-    format and, beside them, the bridge's media type for that format."""
-    from kyoten.agent.export.templates import VERSIONS, render_all
+    format and, beside them, the bridge's media type and the alert-path canary's template
+    for that format."""
+    from kyoten.agent.export.templates import VERSIONS, render_all, to_yaml
+    from kyoten.alerting import canary_template
     from kyoten.alerting.mediatype import media_type_export
 
-    return render_all({version: media_type_export(version) for version in VERSIONS})
+    files = render_all({version: media_type_export(version) for version in VERSIONS})
+    for version in VERSIONS:
+        files[f"{version}/{canary_template.FILE}"] = to_yaml(
+            canary_template.template_export(version)
+        )
+    return files
 
 
 def artefacts() -> dict[str, Callable[[], dict[str, str]]]:

@@ -6,6 +6,14 @@ from :func:`import_rules`; this module only talks to the API. Re-running it is h
 UUIDs are stable, so objects are updated in place, and ``configuration.importcompare`` shows
 no difference afterwards (``--check`` prints that difference instead of importing).
 
+``--canary`` also sets up the alert-path canary (:mod:`kyoten.alerting.canary_template`): its
+template, then through the API the host group ``kyoten/canary``, the host ``kyoten-canary``
+linked to the template, read permission on that host group for the receiving user group, and
+the trigger action that sends canary problems through the kyoten media type to that group.
+Each object is read first and created or corrected only where it differs from the
+declaration (:func:`reconcile_canary`), so a second run changes nothing, and ``--check`` lists
+the differences without changing anything.
+
 Exit codes: 0 done, 1 import rejected, 2 usage, 3 API unreachable, 4 credentials refused,
 5 server version not supported, 6 ``--check`` found differences.
 """
@@ -19,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kyoten.common.redact import redact
+from kyoten.common.redact import redact, redact_url
 
 MIN_VERSION = (6, 0)
 MAX_VERSION = (7, 4)
@@ -120,6 +128,52 @@ def effective_changes(node: Any, path: str = "") -> list[str]:
     return out
 
 
+def action_differences(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """What differs between an ``action.get`` result (with filter and all operation lists
+    selected) and wanted ``action.create`` parameters, one readable line per aspect.
+
+    Only what decides which events go where is compared: status, escalation period, pause on
+    suppression, the filter (evaltype and the set of conditions) and the three operation lists
+    (type, steps, message settings, recipients, operation conditions). Ids, formula ids and
+    message texts of operations that use the media type's templates are not.
+    """
+    have, want = _action_shape(actual), _action_shape(wanted)
+    return [f"{key} is {have[key]}, want {want[key]}" for key in want if have[key] != want[key]]
+
+
+def _action_shape(action: Mapping[str, Any]) -> dict[str, Any]:
+    filt = action.get("filter") or {}
+    conditions = sorted(
+        f"conditiontype {c['conditiontype']} operator {c['operator']} "
+        f"value {c.get('value', '')!r} value2 {c.get('value2', '')!r}"
+        for c in filt.get("conditions", [])
+    )
+    return {
+        "status": str(action.get("status", "0")),
+        "esc_period": str(action.get("esc_period", "1h")),
+        "pause_suppressed": str(action.get("pause_suppressed", "1")),
+        "filter": f"evaltype {filt.get('evaltype', '0')} [{'; '.join(conditions)}]",
+        **{
+            key: "[" + "; ".join(sorted(_operation_shape(op) for op in action.get(key) or [])) + "]"
+            for key in ("operations", "recovery_operations", "update_operations")
+        },
+    }
+
+
+def _operation_shape(op: Mapping[str, Any]) -> str:
+    message = op.get("opmessage") or {}
+    groups = ",".join(sorted(str(g["usrgrpid"]) for g in op.get("opmessage_grp") or []))
+    users = ",".join(sorted(str(u["userid"]) for u in op.get("opmessage_usr") or []))
+    text = (
+        f"type {op['operationtype']}, steps {op.get('esc_step_from', '1')}-"
+        f"{op.get('esc_step_to', '1')}, esc_period {op.get('esc_period', '0')}, "
+        f"default_msg {message.get('default_msg', '1')}, "
+        f"mediatypeid {message.get('mediatypeid', '0')}, groups [{groups}], users [{users}], "
+        f"{len(op.get('opconditions') or [])} condition(s)"
+    )
+    return text + (", a command" if op.get("opcommand") else "")
+
+
 def _name(obj: Any) -> str:
     if isinstance(obj, dict):
         return str(obj.get("name") or obj.get("key") or obj.get("uuid") or "?")
@@ -148,15 +202,18 @@ def connect(url: str, token: str | None, user: str | None, password: str | None)
     from zabbix_utils.exceptions import ModuleBaseException, ProcessingError
 
     secrets = [s for s in (token, password) if s]
+    shown = redact_url(url)  # a URL may carry user:password@ too
     try:
         api = ZabbixAPI(url=url, skip_version_check=True, timeout=60)
         version = api.api_version()
     except (ProcessingError, OSError, ValueError) as exc:
         raise ImportFailed(
-            f"cannot reach the Zabbix API at {url}: {redact(str(exc), secrets)}", 3
+            f"cannot reach the Zabbix API at {shown}: {redact(str(exc), secrets)}", 3
         ) from None
     except APIRequestError as exc:
-        raise ImportFailed(f"{url} does not answer like a Zabbix API: {exc}", 3) from None
+        raise ImportFailed(
+            f"{shown} does not answer like a Zabbix API: {redact(str(exc), secrets)}", 3
+        ) from None
     check_version(parse_version(str(version)), str(version))
     try:
         if token:
@@ -210,6 +267,191 @@ def compare_documents(api: Any, docs: Sequence[Document]) -> dict[str, list[str]
     return diffs
 
 
+# ---------------------------------------------------------------------------------- canary
+def canary_document(files: Mapping[str, str], fmt: str) -> Document:
+    """The canary template's rendered file of format ``fmt``."""
+    from kyoten.alerting.canary_template import FILE
+
+    name = f"{fmt}/{FILE}"
+    return Document(name, files[name])
+
+
+def canary_usergroup(api: Any, name: str) -> dict[str, Any]:
+    """The user group that receives canary problems, with its host group rights."""
+    new = server_version(api) >= (6, 2)
+    found = api.usergroup.get(
+        filter={"name": name},
+        output=["usrgrpid", "name"],
+        **{"selectHostGroupRights" if new else "selectRights": ["id", "permission"]},
+    )
+    if not found:
+        from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
+
+        raise ImportFailed(
+            f"user group {name!r} does not exist in Zabbix: create it (Users > User groups) "
+            f"with the user that has the {MEDIA_TYPE!r} media, or name an existing group with "
+            "--canary-usergroup",
+            2,
+        )
+    group: dict[str, Any] = found[0]
+    group["rights"] = group.pop("hostgroup_rights" if new else "rights", [])
+    return group
+
+
+def reconcile_canary(api: Any, usergroup: str, *, apply: bool) -> list[str]:
+    """Make the canary's API objects what :mod:`kyoten.alerting.canary_template` declares.
+
+    In order: host group, host (in that group, linked to the template, enabled), read
+    permission of ``usergroup`` on the host group (Zabbix creates no alert for a recipient who
+    cannot read the host), and the action. Each is read first; with ``apply`` what is missing
+    is created and what differs corrected, without ``apply`` nothing changes. Returns one line
+    per object that was (or would be) changed, so an empty list means everything is in place.
+    The template must have been imported before (``apply``) or is compared separately
+    (:func:`check_canary`).
+    """
+    from kyoten.alerting import canary_template as ct
+    from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
+
+    new = server_version(api) >= (6, 2)
+    out: list[str] = []
+    group = canary_usergroup(api, usergroup)
+    media = api.mediatype.get(filter={"name": MEDIA_TYPE}, output=["mediatypeid"])
+    if not media:
+        if apply:
+            raise ImportFailed(
+                f"media type {MEDIA_TYPE!r} is not in Zabbix: import it first "
+                "(kyoten import --media-type)",
+                1,
+            )
+        out.append(f"media type {MEDIA_TYPE!r} is missing")
+    mediatypeid = str(media[0]["mediatypeid"]) if media else "0"
+    tpl = api.template.get(filter={"host": ct.TEMPLATE}, output=["templateid"])
+    templateid = str(tpl[0]["templateid"]) if tpl else None
+    if templateid is None and apply:
+        raise ImportFailed(f"template {ct.TEMPLATE!r} is not in Zabbix after its import", 1)
+
+    found = api.hostgroup.get(filter={"name": ct.HOST_GROUP}, output=["groupid"])
+    groupid = str(found[0]["groupid"]) if found else None
+    if groupid is None:
+        if apply:
+            groupid = str(api.hostgroup.create(name=ct.HOST_GROUP)["groupids"][0])
+            out.append(f"created host group {ct.HOST_GROUP!r}")
+        else:
+            out.append(f"host group {ct.HOST_GROUP!r} is missing")
+
+    groups_key = "hostgroups" if new else "groups"
+    hosts = api.host.get(
+        filter={"host": ct.HOST},
+        output=["hostid", "status"],
+        selectParentTemplates=["templateid"],
+        **{"selectHostGroups" if new else "selectGroups": ["groupid"]},
+    )
+    if not hosts:
+        if apply:
+            api.host.create(
+                host=ct.HOST,
+                groups=[{"groupid": groupid}],
+                templates=[{"templateid": templateid}],
+            )
+            out.append(f"created host {ct.HOST!r} linked to {ct.TEMPLATE!r}")
+        else:
+            out.append(f"host {ct.HOST!r} is missing")
+    else:
+        host = hosts[0]
+        ref = [{"hostid": host["hostid"]}]
+        wrong: list[str] = []
+        if groupid not in {str(g["groupid"]) for g in host[groups_key]}:
+            wrong.append(f"not in host group {ct.HOST_GROUP!r}")
+            if apply:
+                api.host.massadd(hosts=ref, groups=[{"groupid": groupid}])
+        if templateid not in {str(t["templateid"]) for t in host["parentTemplates"]}:
+            wrong.append(f"not linked to template {ct.TEMPLATE!r}")
+            if apply:
+                api.host.massadd(hosts=ref, templates=[{"templateid": templateid}])
+        if str(host["status"]) != "0":
+            wrong.append("disabled")
+            if apply:
+                api.host.update(hostid=host["hostid"], status=0)
+        if wrong:
+            out.append(f"{'fixed host' if apply else 'host'} {ct.HOST!r}: {', '.join(wrong)}")
+
+    rights = {str(r["id"]): str(r["permission"]) for r in group["rights"]}
+    if groupid is None or rights.get(groupid) not in ("2", "3"):  # read, read-write
+        if apply and groupid is not None:
+            rights[groupid] = "2"
+            api.usergroup.update(
+                usrgrpid=group["usrgrpid"],
+                **{
+                    "hostgroup_rights" if new else "rights": [
+                        {"id": i, "permission": p} for i, p in rights.items()
+                    ]
+                },
+            )
+            out.append(f"granted user group {usergroup!r} read on {ct.HOST_GROUP!r}")
+        else:
+            out.append(f"user group {usergroup!r} cannot read host group {ct.HOST_GROUP!r}")
+
+    wanted = ct.action(mediatypeid, str(group["usrgrpid"]))
+    actions = api.action.get(
+        filter={"name": ct.ACTION},
+        output=["actionid", "eventsource", "status", "esc_period", "pause_suppressed"],
+        selectFilter="extend",
+        selectOperations="extend",
+        selectRecoveryOperations="extend",
+        selectUpdateOperations="extend",
+    )
+    if not actions:
+        if apply:
+            api.action.create(**wanted)
+            out.append(f"created action {ct.ACTION!r} to user group {usergroup!r}")
+        else:
+            out.append(f"action {ct.ACTION!r} is missing")
+    else:
+        current = actions[0]
+        if str(current["eventsource"]) != "0":
+            raise ImportFailed(
+                f"an action named {ct.ACTION!r} exists for another event source: rename it", 1
+            )
+        differences = action_differences(current, wanted)
+        if differences:
+            if apply:
+                changes = {k: v for k, v in wanted.items() if k not in ("name", "eventsource")}
+                api.action.update(actionid=current["actionid"], **changes)
+            verb = "updated action" if apply else "action"
+            out.append(f"{verb} {ct.ACTION!r}: " + "; ".join(differences))
+    return out
+
+
+def setup_canary(api: Any, usergroup: str, files: Mapping[str, str] | None = None) -> list[str]:
+    """Import the canary template (the format the server takes natively) and reconcile its
+    host, permission and action; what was done, one line each. ``kyoten demo`` calls this."""
+    from zabbix_utils import APIRequestError
+
+    if files is None:
+        from kyoten.shell.export import rendered_templates
+
+        files = rendered_templates()
+    version = server_version(api)
+    canary_usergroup(api, usergroup)  # before anything changes
+    doc = canary_document(files, export_format(version))
+    import_documents(api, [doc])
+    try:
+        done = reconcile_canary(api, usergroup, apply=True)
+    except APIRequestError as exc:
+        raise ImportFailed(f"Zabbix rejected a canary object: {exc}", 1) from None
+    return [f"imported {doc.name} into Zabbix {version[0]}.{version[1]}", *done]
+
+
+def check_canary(api: Any, usergroup: str, files: Mapping[str, str], fmt: str) -> list[str]:
+    """What :func:`setup_canary` would change, changing nothing (empty: all in place)."""
+    doc = canary_document(files, fmt)
+    out = [
+        f"{doc.name}: would change: {change}"
+        for change in compare_documents(api, [doc]).get(doc.name, [])
+    ]
+    return out + reconcile_canary(api, usergroup, apply=False)
+
+
 # ---------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -234,6 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="import nothing; print what an import would change and exit 6 if anything",
+    )
+    p.add_argument(
+        "--canary",
+        action="store_true",
+        help="also set up the alert-path canary: its template, the host group kyoten/canary, "
+        "the host kyoten-canary, read permission on that group for --canary-usergroup, and "
+        "the action sending canary problems to that group through the kyoten media type",
+    )
+    p.add_argument(
+        "--canary-usergroup",
+        metavar="NAME",
+        help="existing user group whose user has the kyoten media, for every severity "
+        "including Information (required with --canary)",
     )
     return p
 
@@ -262,6 +517,13 @@ def main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv[1:]))
     password = _password(args, parser)
+    if args.canary and not args.canary_usergroup:
+        parser.error(
+            "--canary needs --canary-usergroup NAME: the user group whose user has the kyoten "
+            "media and receives the canary's problems"
+        )
+    if args.canary_usergroup and not args.canary:
+        parser.error("--canary-usergroup goes with --canary")
     templates, media_type = args.templates, args.media_type
     if not templates and not media_type:
         templates = media_type = True
@@ -271,15 +533,32 @@ def main(argv: Sequence[str]) -> int:
         fmt = export_format(version) if args.format == "auto" else args.format
         if fmt == "7.0" and version < (7, 0):
             raise ImportFailed(f"7.0 files do not import into Zabbix {version[0]}.{version[1]}", 2)
-        docs = documents(rendered_templates(), fmt, templates, media_type)
+        files = rendered_templates()
+        docs = documents(files, fmt, templates, media_type)
+        if args.canary:
+            canary_usergroup(api, args.canary_usergroup)  # a clear error before any change
         if args.check:
             diffs = compare_documents(api, docs)
             for name, changes in diffs.items():
                 print(f"{name}: would change:", *changes[:50], sep="\n  ")
-            return 6 if diffs else 0
+            drift = check_canary(api, args.canary_usergroup, files, fmt) if args.canary else []
+            for line in drift:
+                print(f"canary: {line}")
+            return 6 if diffs or drift else 0
+        if args.canary:
+            docs.append(canary_document(files, fmt))
         import_documents(api, docs)
         for doc in docs:
             print(f"imported {doc.name} into Zabbix {version[0]}.{version[1]}")
+        if args.canary:
+            from zabbix_utils import APIRequestError
+
+            try:
+                done = reconcile_canary(api, args.canary_usergroup, apply=True)
+            except APIRequestError as exc:
+                raise ImportFailed(f"Zabbix rejected a canary object: {exc}", 1) from None
+            for line in done or ["host, permission and action already in place"]:
+                print(f"canary: {line}")
         if not args.token:
             api.logout()
     except ImportFailed as exc:

@@ -4,10 +4,11 @@
 (site B), one standalone Pgpool-II per site, the Zabbix database, Zabbix 6.0 server HA nodes for
 both sites (each reaching the database through its own site's Pgpool, as in production), the
 frontend with kyoten's templates and the bridge media type imported and hosts created,
-zabbix_agent2 running the kyoten loadable plugin, and the alert bridge with mail to a local SMTP
-sink, Slack to a local fake of its Web API, and a PATLITE tower emulator. ``fault NAME`` injects
-one failure, waits until the problem is in Zabbix and on the tower, repairs it and waits for the
-recovery. ``down`` stops everything. ``up`` is idempotent: it starts what is not running.
+zabbix_agent2 running the kyoten loadable plugin, the alert-path canary (its template, host and
+action, as ``kyoten import --canary`` sets them up), and the alert bridge with mail to a local
+SMTP sink, Slack to a local fake of its Web API, and a PATLITE tower emulator. ``fault NAME``
+injects one failure, waits until the problem is in Zabbix and on the tower, repairs it and waits
+for the recovery. ``down`` stops everything. ``up`` is idempotent: it starts what is not running.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ DEFAULT_DIR = Path("/var/lib/kyoten-demo")
 FAULTS = ("primary-down", "receiver-stop", "two-primaries", "pgpool-drift", "zabbix-failover")
 HOST_GROUP = "kyoten demo"
 ACTION = "kyoten demo: all problems to the bridge"
+#: The stock group of Admin, the demo's user with the kyoten media: it receives the canary.
+NOC_GROUP = "Zabbix administrators"
+#: The [zabbix.NAME] table that lab_config writes into the demo's kyoten.toml.
+ZABBIX_TARGET = "zabbix"
+CANARY_INTERVAL = 15
 TEMPLATES = {
     "pg": "kyoten PostgreSQL replication",
     "pgpool": "kyoten Pgpool-II",
@@ -66,6 +72,31 @@ DEMO_MACROS = {
     "{$PG.STANDBY.MISSING.WINDOW}": "30s",
     "{$PG.REPL_LAG.WINDOW}": "1m",
 }
+
+
+def general_action(mediatypeid: str, userid: str) -> dict[str, Any]:
+    """``action.create`` parameters of the demo's :data:`ACTION`: every problem, update and
+    recovery to the user with the kyoten media, except the alert-path canary's events, which
+    the canary's own action sends (an event without the ``kyoten`` tag matches the condition
+    "tag kyoten does not equal canary")."""
+    from kyoten.alerting.canary_template import EXCLUDE_CONDITION
+
+    return {
+        "name": ACTION,
+        "eventsource": 0,
+        "status": 0,
+        "esc_period": "1h",
+        "filter": {"evaltype": 0, "conditions": [dict(EXCLUDE_CONDITION)]},
+        "operations": [
+            {
+                "operationtype": 0,
+                "opmessage": {"default_msg": 1, "mediatypeid": mediatypeid},
+                "opmessage_usr": [{"userid": userid}],
+            }
+        ],
+        "recovery_operations": [{"operationtype": 11, "opmessage": {"default_msg": 1}}],
+        "update_operations": [{"operationtype": 12, "opmessage": {"default_msg": 1}}],
+    }
 
 
 @dataclass(frozen=True)
@@ -229,10 +260,11 @@ class Demo:
             self.up_agent()
         with steps.step("Templates and the bridge media type (kyoten import)"):
             self.import_templates()
+        # before the bridge, so that the canary host and action exist when it sends a token
+        with steps.step("Hosts, macros, media, the action and the alert-path canary (Zabbix API)"):
+            self.configure_zabbix()
         with steps.step("Tower emulator, SMTP sink, Slack fake, alert bridge"):
             self.up_bridge()
-        with steps.step("Hosts, macros, media and the action (Zabbix API)"):
-            self.configure_zabbix()
         with steps.step("First values from the agent reach Zabbix"):
             self.wait_first_values()
         self.print_summary()
@@ -419,6 +451,9 @@ class Demo:
         ZabbixDb(self.roles()[0]).analyze()  # fresh template rows: see ZabbixDb.analyze
 
     def bridge_config(self) -> str:
+        from kyoten.alerting.canary_template import HOST as CANARY_HOST
+        from kyoten.shell.lab.zabbix import api_url
+
         p = self.p
         token_file = self.root / "secrets" / "bridge-token"
         self.secret("bridge-token")
@@ -449,6 +484,15 @@ class Demo:
                 },
             },
             "routes": [{"channels": ["noc-mail", "noc-slack", "noc-tower"]}],
+            # the alert-path canary: tokens to every HA node (only the active one listens)
+            "canary": {
+                "servers": [f"127.0.0.1:{node.port}" for node in self.zabbix_nodes().values()],
+                "host": CANARY_HOST,
+                "interval": CANARY_INTERVAL,
+                "kyoten_config": str(self.config_path),
+                "zabbix_target": ZABBIX_TARGET,
+                "api_url": api_url(p.web),
+            },
         }
         return json.dumps(config, indent=2)  # JSON is YAML
 
@@ -506,6 +550,8 @@ class Demo:
         )
 
     def configure_zabbix(self) -> None:
+        from kyoten.shell.zabbix_import import setup_canary
+
         api = self.api()
         group = api.hostgroup.get(filter={"name": HOST_GROUP}, output=["groupid"])
         gid = group[0]["groupid"] if group else api.hostgroup.create(name=HOST_GROUP)["groupids"][0]
@@ -522,7 +568,7 @@ class Demo:
                 ["pg", "pgpool"],
                 {"{$KYOTEN.PG.TARGET}": "site-b", "{$KYOTEN.PGPOOL.TARGET}": "pool-b"},
             ),
-            "zabbix-ha": (["ha"], {"{$KYOTEN.ZBX.TARGET}": "zabbix"}),
+            "zabbix-ha": (["ha"], {"{$KYOTEN.ZBX.TARGET}": ZABBIX_TARGET}),
             "cross-site": (["cross"], {}),
         }
         for name, (templates, macros) in hosts.items():
@@ -580,30 +626,7 @@ class Demo:
                 }
             ],
         )
-        op = {
-            "operationtype": 0,
-            "opmessage": {"default_msg": 1, "mediatypeid": mt["mediatypeid"]},
-            "opmessage_usr": [{"userid": admin["userid"]}],
-        }
-        action = {
-            "name": ACTION,
-            "eventsource": 0,
-            "status": 0,
-            "esc_period": "1h",
-            "operations": [op],
-            "recovery_operations": [
-                {
-                    "operationtype": 11,
-                    "opmessage": {"default_msg": 1},
-                }
-            ],
-            "update_operations": [
-                {
-                    "operationtype": 12,
-                    "opmessage": {"default_msg": 1},
-                }
-            ],
-        }
+        action = general_action(mt["mediatypeid"], admin["userid"])
         existing = api.action.get(filter={"name": ACTION}, output=["actionid"])
         if existing:
             api.action.update(
@@ -612,6 +635,7 @@ class Demo:
             )
         else:
             api.action.create(**action)
+        setup_canary(api, NOC_GROUP)
         self.reload_zabbix()
 
     def reload_zabbix(self) -> None:

@@ -7,6 +7,7 @@ templates imported share one import through ``imported60``.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,3 +75,32 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float, interval: fl
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+CANARY_GROUP = "kyoten canary test NOC"
+CANARY_USER = "kyoten-canary-test"
+
+
+def canary_recipients(api: Any) -> tuple[str, str]:
+    """(usrgrpid, userid) of the user group the canary tests name in ``--canary-usergroup``.
+
+    One plain user (User role, no super admin, no media): the canary action's alerts for it
+    are rows with "No media defined for user", so they prove the action fired and that the
+    group may read the canary host, without sending anything anywhere (the media type tests
+    point the kyoten media of Admin at their sink, which must see none of these).
+    """
+    found = api.usergroup.get(filter={"name": CANARY_GROUP}, output=["usrgrpid"])
+    if found:
+        groupid = str(found[0]["usrgrpid"])
+    else:
+        groupid = str(api.usergroup.create(name=CANARY_GROUP)["usrgrpids"][0])
+    users = api.user.get(filter={"username": CANARY_USER}, output=["userid"])
+    if users:
+        return groupid, str(users[0]["userid"])
+    created = api.user.create(
+        username=CANARY_USER,
+        passwd=secrets.token_urlsafe(18),
+        roleid="1",  # "User role" of the stock data
+        usrgrps=[{"usrgrpid": groupid}],
+    )
+    return groupid, str(created["userids"][0])

@@ -35,3 +35,10 @@ def test_user_needs_a_password_file(tmp_path: Path) -> None:
 def test_token_and_user_are_exclusive() -> None:
     out = run("--url", "http://127.0.0.1:1", "--token", "t", "--user", "Admin")
     assert out.returncode == 2 and "not allowed with" in out.stderr
+
+
+def test_canary_needs_a_user_group_and_the_reverse() -> None:
+    out = run("--url", "http://127.0.0.1:1", "--token", "t", "--canary")
+    assert out.returncode == 2 and "--canary needs --canary-usergroup" in out.stderr
+    out = run("--url", "http://127.0.0.1:1", "--token", "t", "--canary-usergroup", "NOC")
+    assert out.returncode == 2 and "goes with --canary" in out.stderr

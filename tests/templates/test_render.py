@@ -165,11 +165,12 @@ def test_the_issue_s_root_cause_dependencies_exist() -> None:
         for tr in dicts(doc)
         if "expression" in tr and "uuid" in tr
     }
-    lag = by_name["PostgreSQL: replay lag over {$PG.REPL_LAG.BYTES.MAX.WARN} B"]
-    assert [d["name"] for d in lag["dependencies"]] == ["PostgreSQL: WAL receiver is not streaming"]
-    down = by_name["Pgpool-II: backend {#NODE} ({#BACKEND}) is {ITEM.LASTVALUE1}"]
+    pg, pool = "PostgreSQL {$KYOTEN.PG.TARGET}", "Pgpool-II {$KYOTEN.PGPOOL.TARGET}"
+    lag = by_name[f"{pg}: replay lag over {{$PG.REPL_LAG.BYTES.MAX.WARN}} B"]
+    assert [d["name"] for d in lag["dependencies"]] == [f"{pg}: WAL receiver is not streaming"]
+    down = by_name[f"{pool}: backend {{#NAME}} is detached"]
     assert [d["name"] for d in down["dependencies"]] == [
-        "Pgpool-II: no data from the collector for {$KYOTEN.NODATA.TIMEOUT}"
+        f"{pool}: no data from the collector for {{$KYOTEN.NODATA.TIMEOUT}}"
     ]
 
 
@@ -193,7 +194,7 @@ def test_graph_prototypes_for_lag_per_standby_and_per_backend() -> None:
     standby = next(r for r in pg["discovery_rules"] if r["key"] == "kyoten.pg.standbys")
     backend = next(r for r in pool["discovery_rules"] if r["key"] == "kyoten.pgpool.backends")
     assert any("{#APP}" in g["name"] for g in standby["graph_prototypes"])
-    assert any("{#NODE}" in g["name"] for g in backend["graph_prototypes"])
+    assert any("{#NAME}" in g["name"] for g in backend["graph_prototypes"])
     widgets = pg["dashboards"][0]["pages"][0]["widgets"]
     assert {w["type"] for w in widgets} >= {"GRAPH_PROTOTYPE", "PLAIN_TEXT"}
 
@@ -203,3 +204,63 @@ def test_media_type_is_the_bridge_s_declaration() -> None:
 
     for version in tpl.VERSIONS:
         assert DOCS[f"{version}/{tpl.MEDIA_TYPE_FILE}"] == media_type_export(version)
+
+
+@pytest.mark.parametrize("version", tpl.VERSIONS)
+def test_canary_template_is_the_bridge_s_contract(version: str) -> None:
+    """The trapper item the bridge sends to, one problem per token, tagged as the bridge reads
+    it (:func:`kyoten.alerting.canary.canary_token`)."""
+    from kyoten.alerting import canary
+    from kyoten.alerting import canary_template as ct
+
+    doc = DOCS[f"{version}/{ct.FILE}"]
+    assert doc == ct.template_export(version)
+    (t,) = doc["zabbix_export"]["templates"]
+    assert t["template"] == t["name"] == canary.TEMPLATE
+    assert [g["name"] for g in t["groups"]] == [tpl.GROUP]
+    (item,) = t["items"]
+    assert (item["type"], item["key"]) == ("TRAP", canary.KEY)
+    assert item.get("value_type", "UNSIGNED") == "UNSIGNED"  # the exporter omits its default
+    assert item["history"] != "0"  # {ITEM.VALUE} in the tag is read from the history
+    assert item["allowed_hosts"] == ct.ALLOWED_HOSTS_MACRO
+    (trigger,) = item["triggers"]
+    assert trigger["name"] == ct.TRIGGER
+    assert trigger["expression"] == f"last(/{canary.TEMPLATE}/{canary.KEY})>0"
+    assert trigger["recovery_mode"] == "RECOVERY_EXPRESSION"
+    assert trigger["recovery_expression"] == f"last(/{canary.TEMPLATE}/{canary.KEY})=0"
+    assert trigger["type"] == "MULTIPLE"  # a new event for every token
+    assert (trigger["priority"], trigger["manual_close"]) == ("INFO", "YES")
+    assert trigger["tags"] == [
+        {"tag": canary.MARK_TAG, "value": canary.MARK_VALUE},
+        {"tag": canary.TOKEN_TAG, "value": "{ITEM.VALUE}"},
+    ]
+    assert "bridge" in trigger["description"] and "never shown to people" in trigger["description"]
+    assert "consumes" in trigger["description"]
+
+
+def test_canary_template_tags_are_what_the_bridge_recognises() -> None:
+    """An event with the trigger's tags, {ITEM.VALUE} resolved, is a canary event to the bridge."""
+    from kyoten.alerting import canary_template as ct
+    from kyoten.alerting.canary import canary_token
+    from kyoten.alerting.events import Event, Kind, Severity, Tag
+
+    (t,) = ct.template_export("6.0")["zabbix_export"]["templates"]
+    (trigger,) = t["items"][0]["triggers"]
+    tags = tuple(Tag(x["tag"], x["value"].replace("{ITEM.VALUE}", "4711")) for x in trigger["tags"])
+    event = Event("1", Kind.PROBLEM, Severity.INFORMATION, ct.TRIGGER, ct.HOST, tags=tags)
+    assert canary_token(event) == "4711"
+
+
+def test_canary_template_declares_every_macro_it_uses() -> None:
+    """Every user macro of the canary template is in its macros, with a description and a
+    default that works: a macro that resolves to empty in 'Allowed hosts' rejects everyone."""
+    from kyoten.alerting import canary_template as ct
+
+    for version in tpl.VERSIONS:
+        text = RENDERED[f"{version}/{ct.FILE}"]
+        (t,) = DOCS[f"{version}/{ct.FILE}"]["zabbix_export"]["templates"]
+        declared = {m["macro"]: m for m in t["macros"]}
+        assert set(re.findall(r"\{\$[A-Z0-9_.]+\}", text)) == set(declared)
+        for macro in declared.values():
+            assert len(macro["description"]) > 40, macro["macro"]
+        assert declared[ct.ALLOWED_HOSTS_MACRO]["value"] == "0.0.0.0/0,::/0"
