@@ -106,7 +106,8 @@ class Verdict:
     """The path's state and, when broken, one sentence an operator can act on."""
 
     state: PathState
-    reason: str = ""
+    reason: str = ""  # the cause: a short sentence, stable while the fault lasts
+    detail: str = ""  # what the checks said, for the operational data
 
 
 @dataclass
@@ -167,34 +168,41 @@ def _quantile(values: Sequence[float], q: float) -> float | None:
     return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
-def explain(checks: Checks, deadline: float) -> str:
-    """Why the path is broken, from the direct checks, most fundamental cause first."""
+def explain(checks: Checks, deadline: float) -> tuple[str, str]:
+    """Why the path is broken, most fundamental cause first: (cause, detail).
+
+    The cause is a short sentence that stays the same while the fault does, so it names the
+    problem (a changed cause is an update of the same problem); the detail (the error text, the
+    seconds since a node wrote) changes freely and goes into the operational data.
+    """
     ha = checks.ha
     if isinstance(ha, str):
-        return f"Zabbix database unreachable: {ha}"
+        return "Zabbix database unreachable", ha
     if checks.ha_read_only:
-        return "Zabbix database is read-only (a standby behind the Pgpools?)"
+        return "Zabbix database is read-only", "in recovery: a standby behind the Pgpools?"
     if ha is not None:
         active = [n.name for n in ha if n.status == "active"]
+        states = ", ".join(f"{n.name} {n.status}" for n in ha) or "no node registered"
         if not active:
-            states = ", ".join(f"{n.name} {n.status}" for n in ha) or "no node registered"
-            return f"no active Zabbix server node ({states})"
+            return "no active Zabbix server node", states
         if len(active) > 1:
-            return f"{len(active)} active Zabbix server nodes ({', '.join(active)})"
+            return f"{len(active)} active Zabbix server nodes", states
         stale = [n for n in ha if n.status == "active" and n.lastaccess_age > STALE_NODE_S]
         if stale:
             n = stale[0]
             return (
-                f"active Zabbix server node {n.name} has not written to its database for "
-                f"{n.lastaccess_age:.0f} s (database read-only or unreachable from the server)"
+                f"Zabbix server {n.name} cannot write to its database",
+                f"ha_node not updated for {n.lastaccess_age:.0f} s: database read-only or "
+                "unreachable from the server",
             )
     if checks.sender:
-        return f"no Zabbix server node accepts the canary: {checks.sender}"
+        return "no Zabbix server node accepts the canary", checks.sender
     if checks.api:
-        return f"Zabbix frontend API: {checks.api}"
+        return "Zabbix frontend API does not answer", checks.api
     return (
-        f"Zabbix is up but no canary alert came back within {deadline:g} s: check the action "
-        f"'{ACTION}', the kyoten media type and the alerter"
+        "Zabbix does not deliver alerts",
+        f"no canary alert came back within {deadline:g} s while the servers run: check the "
+        f"action '{ACTION}', the kyoten media type and the alerter",
     )
 
 
@@ -204,7 +212,8 @@ def verdict(monitor: CanaryMonitor, checks: Checks, now: float) -> Verdict:
         return Verdict(PathState.OK)
     if monitor.last_ok is None and now - monitor.started <= monitor.deadline:
         return Verdict(PathState.STARTING)
-    return Verdict(PathState.BROKEN, explain(checks, monitor.deadline))
+    cause, detail = explain(checks, monitor.deadline)
+    return Verdict(PathState.BROKEN, cause, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +223,7 @@ class OwnAlert:
     event_id: str
     opened: float
     reason: str
+    detail: str = ""
 
 
 def own_alert(
@@ -235,10 +245,10 @@ def own_alert(
     """
     if new.state is PathState.BROKEN:
         if current is None:
-            opened = OwnAlert(f"kyoten-path-{site_key}-{int(now)}", now, new.reason)
+            opened = OwnAlert(f"kyoten-path-{site_key}-{int(now)}", now, new.reason, new.detail)
             return opened, [_event(opened, Kind.PROBLEM, node, severity)]
         if new.reason != current.reason:
-            changed = OwnAlert(current.event_id, current.opened, new.reason)
+            changed = OwnAlert(current.event_id, current.opened, new.reason, new.detail)
             return changed, [_event(changed, Kind.PROBLEM, node, severity, update=True)]
         return current, []
     if new.state is PathState.OK and current is not None:
@@ -252,7 +262,8 @@ def _event(
     name = f"Zabbix alert path broken: {alert.reason}"
     upd = None
     if update:
-        upd = Update(frozenset({UpdateAction.COMMENT}), "commented", message=alert.reason,
+        upd = Update(frozenset({UpdateAction.COMMENT}), "commented",
+                     message=f"now: {alert.reason} ({alert.detail})",
                      user=f"kyoten bridge {node}")  # fmt: skip
         kind = Kind.UPDATE
     return Event(
@@ -262,7 +273,7 @@ def _event(
         name=name,
         host=f"kyoten bridge {node}",
         tags=OWN_TAGS,
-        opdata=alert.reason,
+        opdata=alert.detail,
         update=upd,
     )
 
@@ -273,6 +284,7 @@ def summary(monitor: CanaryMonitor, current: Verdict, now: float) -> dict[str, o
     return {
         "state": current.state.value,
         "reason": current.reason,
+        "detail": current.detail,
         "interval_s": monitor.interval,
         "deadline_s": monitor.deadline,
         "last_round_trip_s": monitor.last_rtt,

@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = Path("/var/lib/kyoten-demo")
 FAULTS = ("primary-down", "receiver-stop", "two-primaries", "pgpool-drift", "zabbix-failover")
+#: Faults only the bridge's alert-path canary can see: Zabbix itself cannot raise them.
+BRIDGE_FAULTS = ("zabbix-down", "database-down", "alert-path-broken")
 HOST_GROUP = "kyoten demo"
 ACTION = "kyoten demo: all problems to the bridge"
 #: The stock group of Admin, the demo's user with the kyoten media: it receives the canary.
@@ -740,6 +744,138 @@ Stop:               kyoten demo down""")
         slack = len(calls.read_text().splitlines()) if calls.exists() else 0
         return f"{mails} mail(s) in the sink, {slack} Slack API call(s)"
 
+    # ------------------------------------------------------------ faults the bridge alone sees
+    def canary(self) -> dict[str, Any]:
+        """The bridge's ``/health`` ``canary`` part ({} when the bridge does not answer)."""
+        url = f"http://127.0.0.1:{self.p.bridge}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:  # 503: a channel is failing; the body still says
+            body = json.loads(exc.read() or b"{}")
+        except (OSError, ValueError):
+            return {}
+        canary: dict[str, Any] = body.get("canary") or {}
+        return canary
+
+    def own_alerts(self, resolved: bool = False) -> tuple[int, int]:
+        """(mails, Slack messages) that carry the bridge's own alert so far; with ``resolved``,
+        the mails of its recovery only."""
+        import email
+        from email import policy
+
+        texts = []
+        for f in sorted((self.root / "mail" / "Maildir" / "new").glob("*")):
+            msg = email.message_from_bytes(f.read_bytes(), policy=policy.default)
+            body = msg.get_body(("plain",))
+            texts.append(f"{msg['Subject']}\n{body.get_content() if body else ''}")
+        mails = sum(
+            1 for t in texts if "alert path broken" in t and (not resolved or "Resolved" in t)
+        )
+        calls = self.root / "slack-calls.jsonl"
+        slack = sum(
+            1
+            for line in (calls.read_text().splitlines() if calls.exists() else ())
+            if "alert path broken" in line
+        )
+        return mails, slack
+
+    def bridge_fault_plan(self, name: str) -> tuple[Callable[[], None], Callable[[], None]]:
+        """How to break (and repair) what only the canary sees: Zabbix itself."""
+        if name == "zabbix-down":
+            nodes = self.zabbix_nodes()
+
+            def stop_all() -> None:
+                for node in nodes.values():
+                    pid = read_pid(node.workdir / "zabbix_server.pid")
+                    if pid is not None:
+                        stop_pid(pid, "zabbix_server")
+
+            def start_all() -> None:
+                for node in nodes.values():
+                    self.start_zabbix_node(node)
+
+            return stop_all, start_all
+        if name == "database-down":
+            pools = (self.pool_a, self.pool_b)
+
+            def stop_pools() -> None:
+                for pool in pools:
+                    pool.stop()
+
+            def start_pools() -> None:
+                for pool in pools:
+                    pool.start(discard_status=True)
+                self.heal_pools()
+                for node in self.zabbix_nodes().values():  # a node that gave up restarts
+                    self.start_zabbix_node(node)
+
+            return stop_pools, start_pools
+        if name == "alert-path-broken":
+            from kyoten.alerting.canary import ACTION as CANARY_ACTION
+
+            def set_actions(status: int) -> None:
+                api = self.api()
+                for action in api.action.get(
+                    filter={"name": [ACTION, CANARY_ACTION]}, output=["actionid"]
+                ):
+                    api.action.update(actionid=action["actionid"], status=status)
+
+            return lambda: set_actions(1), lambda: set_actions(0)
+        raise LabError(f"unknown fault {name!r}; choose one of {', '.join(BRIDGE_FAULTS)}")
+
+    def bridge_fault(self, name: str, timeout: float, recover: bool) -> None:
+        """Break Zabbix's own alert path and show the bridge's own alert arrive, then leave."""
+        inject, repair = self.bridge_fault_plan(name)
+        if self.canary().get("state") != "ok":
+            raise LabError(f"the alert path is not calm before the fault: {self.canary()}")
+        mails0, slack0 = self.own_alerts()
+        interval = float(self.canary()["interval_s"])
+        print(f"kyoten demo fault {name}: injecting (canary every {interval:g} s)")
+        start = time.monotonic()
+        inject()
+        wait_for(
+            lambda: self.canary().get("state") == "broken",
+            "the bridge to declare the alert path broken",
+            timeout=timeout,
+            interval=1,
+        )
+        took = time.monotonic() - start
+        print(f"  alert path broken after {took:.0f} s ({took / interval:.1f} canary intervals):")
+        print(f"    {self.canary().get('reason')}")
+        wait_for(
+            lambda: all(n > n0 for n, n0 in zip(self.own_alerts(), (mails0, slack0), strict=True)),
+            "the bridge's own alert in the mailbox and in Slack",
+            timeout=60,
+            interval=1,
+        )
+        print(f"  own alert delivered after {time.monotonic() - start:.0f} s")
+        print(f"  tower: {self.tower_state()}")
+        print(f"  bridge: {self.deliveries()}")
+        if not recover:
+            print("  left in place (--no-recover)")
+            return
+        print("  repairing")
+        resolved0 = self.own_alerts(resolved=True)[0]
+        start = time.monotonic()
+        repair()
+        wait_for(
+            lambda: self.canary().get("state") == "ok",
+            "canaries to come back through Zabbix",
+            timeout=timeout,
+            interval=1,
+        )
+        wait_for(
+            lambda: self.own_alerts(resolved=True)[0] > resolved0,
+            "the own alert's recovery in the mailbox",
+            timeout=60,
+            interval=1,
+        )
+        print(f"  alert path ok again after {time.monotonic() - start:.0f} s")
+        time.sleep(3)  # the tower's state lane applies within a second or two
+        print(f"  tower: {self.tower_state()}")
+        print(f"  bridge: {self.deliveries()}")
+
     def fault(self, name: str, timeout: float, recover: bool) -> None:
         inject, repair, fragment = self.fault_plan(name)
         before = set(self.problems())
@@ -834,7 +970,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("up", help="bring the lab up (idempotent)")
     sub.add_parser("status", help="what runs, and the open problems")
     fault = sub.add_parser("fault", help="inject a failure, show it arrive, then recover")
-    fault.add_argument("name", choices=FAULTS)
+    fault.add_argument("name", choices=FAULTS + BRIDGE_FAULTS)
     fault.add_argument(
         "--timeout",
         type=float,
@@ -857,6 +993,8 @@ def main(argv: list[str]) -> int:
             demo.up()
         elif args.cmd == "status":
             demo.status()
+        elif args.cmd == "fault" and args.name in BRIDGE_FAULTS:
+            demo.bridge_fault(args.name, args.timeout, not args.no_recover)
         elif args.cmd == "fault":
             demo.fault(args.name, args.timeout, not args.no_recover)
         else:

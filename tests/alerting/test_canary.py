@@ -75,7 +75,7 @@ def test_verdict_starts_then_holds_while_canaries_return_then_breaks_after_the_d
         (Checks(ha="PostgreSQL zbx: connection refused"), "database unreachable"),
         (Checks(ha=(HaNode("a", "stopped"), HaNode("b", "standby"))), "no active Zabbix"),
         (Checks(ha=(HaNode("a", "active"), HaNode("b", "active"))), "2 active Zabbix"),
-        (Checks(ha=(HaNode("a", "active", 95.0),)), "has not written to its database"),
+        (Checks(ha=(HaNode("a", "active", 95.0),)), "a cannot write to its database"),
         (Checks(ha=(HaNode("a", "active"),), ha_read_only=True), "read-only"),
         (Checks(ha=(HaNode("a", "active"),), sender="no node answered"), "accepts the canary"),
         (Checks(ha=(HaNode("a", "active"),), sender="", api="HTTP 502"), "frontend API"),
@@ -86,7 +86,8 @@ def test_the_reason_names_the_most_fundamental_cause(checks: Checks, fragment: s
     m = CanaryMonitor(interval=60, deadline=180, started=0.0)
     v = verdict(m, checks, 500)
     assert v.state is PathState.BROKEN
-    assert fragment in v.reason
+    assert fragment in f"{v.reason}: {v.detail}"
+    assert len(v.reason) <= 60  # the cause names the problem: short, without changing figures
 
 
 def test_own_alert_opens_once_updates_on_a_new_reason_and_resolves() -> None:
@@ -99,6 +100,8 @@ def test_own_alert_opens_once_updates_on_a_new_reason_and_resolves() -> None:
     assert events[0].name == "Zabbix alert path broken: no active node"
     same, events = own_alert(alert, Verdict(PathState.BROKEN, "no active node"), 30, **kw)
     assert same == alert and events == []
+    same, events = own_alert(alert, Verdict(PathState.BROKEN, "no active node", "96 s"), 35, **kw)
+    assert events == []  # a changing detail is not news
     moved, events = own_alert(alert, Verdict(PathState.BROKEN, "database unreachable"), 40, **kw)
     assert moved is not None and moved.event_id == alert.event_id
     assert [e.kind for e in events] == [Kind.UPDATE]
