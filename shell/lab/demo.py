@@ -672,7 +672,7 @@ kyoten demo is up.
   Slack (fake)      {self.root / "slack-calls.jsonl"}
   Bridge            http://127.0.0.1:{p.bridge}/health
   Collector         {self.script("kyoten")} get --config {self.config_path} 'kyoten.cross'
-Inject a failure:   kyoten demo fault {"|".join(FAULTS)}
+Inject a failure:   kyoten demo fault {"|".join(FAULTS + BRIDGE_FAULTS)}
 Stop:               kyoten demo down""")
 
     # ------------------------------------------------------------------ status / down
