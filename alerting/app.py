@@ -222,7 +222,7 @@ async def canary_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     loop = CanaryLoop(
         cfg, app[PIPELINE].accept, node=app[SETTINGS].node, clock=app[CLOCK],
-        registry=app[REGISTRY],
+        registry=app[REGISTRY], redact=app[PIPELINE].redact,
     )  # fmt: skip
     app[CANARY] = loop
     await loop.start()

@@ -45,6 +45,8 @@ ACTION = "kyoten: alert-path canary to the bridge"
 #: token (the item's value, ``{ITEM.VALUE}``), so the bridge can match it to what it sent.
 MARK_TAG, MARK_VALUE = "kyoten", "canary"
 TOKEN_TAG = "kyoten.canary.token"
+#: Every own alert's event id starts so: what a bridge looks for to join another's alert.
+OWN_ID_PREFIX = "kyoten-path-"
 #: Tags on the bridge's own alert, for routing rules (``tags: {scope: [alert-path]}``).
 OWN_TAGS = (Tag("scope", "alert-path"), Tag("kyoten", "bridge"))
 
@@ -233,19 +235,21 @@ def own_alert(
     *,
     node: str,
     severity: Severity,
-    site_key: str,
+    joined: str | None = None,
 ) -> tuple[OwnAlert | None, list[Event]]:
     """The bridge's own problem after ``new``: (what is open now, events to accept).
 
     A broken path opens one problem; a changed reason while it stays broken is an update on the
     same problem (its thread), not a new alert; the path working again resolves it. STARTING
-    changes nothing. ``site_key`` makes the id the same for every bridge that shares one outbox
-    and sees the same incident start (the outbox keeps one copy per id), and never a decimal
-    Zabbix event id.
+    changes nothing. ``joined`` is the id of an own alert another bridge already opened in the
+    outbox both share: this bridge then raises the same id, which the outbox keeps once, so the
+    NOC gets one notification per channel per incident. Ids start with ``kyoten-path-``, never a
+    decimal Zabbix event id.
     """
     if new.state is PathState.BROKEN:
         if current is None:
-            opened = OwnAlert(f"kyoten-path-{site_key}-{int(now)}", now, new.reason, new.detail)
+            event_id = joined or f"{OWN_ID_PREFIX}{node}-{int(now)}"
+            opened = OwnAlert(event_id, now, new.reason, new.detail)
             return opened, [_event(opened, Kind.PROBLEM, node, severity)]
         if new.reason != current.reason:
             changed = OwnAlert(current.event_id, current.opened, new.reason, new.detail)

@@ -24,12 +24,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
-from kyoten.common.redact import redact_url
+from kyoten.common.redact import Redactor, redact_url
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from .canary import (
@@ -53,6 +53,25 @@ logging.getLogger("zabbix_utils.aiosender").setLevel(logging.CRITICAL)
 Accept = Callable[[Event], Awaitable[Any]]
 
 
+class CanaryStore(Protocol):
+    """What bridges that share one outbox share about the canary.
+
+    Zabbix posts every canary to the one bridge URL it knows, so with two bridges a token often
+    comes back to the *other* bridge: receipts go through the shared store, and each bridge
+    collects its own from there. The own alert is shared the same way: a bridge that finds one
+    already open joins it instead of raising a second.
+    """
+
+    async def record_canary(self, token: str, at: float, node: str) -> None:
+        """A canary event with ``token`` reached this bridge at ``at``."""
+
+    async def canary_receipts(self, tokens: Sequence[str]) -> dict[str, float]:
+        """When each of ``tokens`` reached any bridge (tokens not yet seen are left out)."""
+
+    async def open_own_alert(self) -> str | None:
+        """The event id of an own alert some bridge has open, if any."""
+
+
 class CanaryLoop:
     """One bridge's canary: its monitor, its verdict and its own open alert."""
 
@@ -64,9 +83,14 @@ class CanaryLoop:
         node: str,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        store: CanaryStore | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.cfg = cfg
         self.accept = accept
+        self.store = store
+        self.redact = redact or Redactor(())  # at least password-looking fragments
+        self.not_stored = ""  # why the last own-alert event could not be stored (retried)
         self.node = node
         self.clock = clock
         self.monitor = CanaryMonitor(cfg.interval, cfg.deadline, started=clock())
@@ -246,38 +270,67 @@ class CanaryLoop:
             return ""
         return f"{redact_url(self.cfg.api_url)} answered without a version"
 
+    async def _collect(self) -> None:
+        """Receipts of this bridge's tokens that reached another bridge sharing the store."""
+        if self.store is None or not self.monitor.sent:
+            return
+        for token, at in (await self.store.canary_receipts(list(self.monitor.sent))).items():
+            await self._matched(token, at)
+
     async def _judge(self) -> None:
         async with self._lock:
-            self.verdict = verdict(self.monitor, self.checks, self.clock())
+            try:
+                await self._collect()
+                self.verdict = verdict(self.monitor, self.checks, self.clock())
+                joined = None
+                if self.alert is None and self.verdict.state is PathState.BROKEN and self.store:
+                    joined = await self.store.open_own_alert()
+                alert, events = own_alert(
+                    self.alert,
+                    self.verdict,
+                    self.clock(),
+                    node=self.node,
+                    severity=self.cfg.severity,
+                    joined=joined,
+                )
+                for event in events:
+                    log.warning("alert path %s: %s", self.verdict.state.value, event.name)
+                    await self.accept(event)
+            except Exception as exc:  # the store is down: keep the state, try again next tick
+                self.not_stored = self.redact(f"{type(exc).__name__}: {exc}")
+                log.error("alert path %s, not stored yet: %s", self.verdict.state, self.not_stored)
+                return
+            self.not_stored = ""
+            self.alert = alert
             self._g_state.set({PathState.OK: 1, PathState.BROKEN: 0}.get(self.verdict.state, -1))
-            self.alert, events = own_alert(
-                self.alert,
-                self.verdict,
-                self.clock(),
-                node=self.node,
-                severity=self.cfg.severity,
-                site_key=self.node,
-            )
-            for event in events:
-                log.warning("alert path %s: %s", self.verdict.state.value, event.name)
-                await self.accept(event)
 
     # ------------------------------------------------------------------ intake
     async def received(self, token: str, kind: Kind) -> None:
         """A canary event arrived at the intake: match it, close the canary's problem, and
         resolve the own alert at once if it was open."""
-        rtt = self.monitor.note_received(token, kind, self.clock())
-        if rtt is None:
+        if kind is not Kind.PROBLEM:  # its recovery, or an update: proves nothing more
+            self.monitor.received += 1
             return
+        now = self.clock()
+        if self.store is not None:
+            await self.store.record_canary(token, now, self.node)
+        if await self._matched(token, now) and self.verdict.state is not PathState.OK:
+            await self._judge()
+
+    async def _matched(self, token: str, at: float) -> bool:
+        """Note that ``token`` came back at ``at``; close the canary's problem in Zabbix."""
+        rtt = self.monitor.note_received(token, Kind.PROBLEM, at)
+        if rtt is None:
+            return False
         log.info("canary %s came back in %.2f s", token, rtt)
         self._g_rtt.set(rtt)
         self._h_rtt.observe(rtt)
         await self._send(0)
-        if self.verdict.state is not PathState.OK:
-            await self._judge()
+        return True
 
     def health(self) -> dict[str, object]:
         """The canary's part of ``/health``."""
         out = summary(self.monitor, self.verdict, self.clock())
         out["own_alert"] = self.alert.event_id if self.alert else None
+        out["own_alert_not_stored"] = self.not_stored or None
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from kyoten.alerting.canary import (
     parse_ha,
     verdict,
 )
-from kyoten.alerting.config import ConfigError
+from kyoten.alerting.canary_loop import CanaryLoop
+from kyoten.alerting.config import CanaryConfig, ConfigError
 from kyoten.alerting.events import Kind, Severity, parse_event
 from pytest_aiohttp import AiohttpClient
 
@@ -91,7 +93,7 @@ def test_the_reason_names_the_most_fundamental_cause(checks: Checks, fragment: s
 
 
 def test_own_alert_opens_once_updates_on_a_new_reason_and_resolves() -> None:
-    kw: dict[str, Any] = {"node": "site-a", "severity": Severity.DISASTER, "site_key": "site-a"}
+    kw: dict[str, Any] = {"node": "site-a", "severity": Severity.DISASTER}
     alert, events = own_alert(None, Verdict(PathState.STARTING), 10, **kw)
     assert alert is None and events == []
     alert, events = own_alert(None, Verdict(PathState.BROKEN, "no active node"), 20, **kw)
@@ -214,3 +216,78 @@ def test_check_config_connect_names_each_unreachable_part_with_its_fix(
     assert "canary.servers: no node answered" in err
     assert "canary.zabbix_target/postgres_target:" in err and "kyoten check-config" in err
     assert "canary.api_url:" in err
+
+
+def test_a_bridge_joins_the_own_alert_another_bridge_opened() -> None:
+    kw: dict[str, Any] = {"node": "site-b", "severity": Severity.DISASTER}
+    broken = Verdict(PathState.BROKEN, "no active node")
+    alert, events = own_alert(None, broken, 20, joined="kyoten-path-site-a-17", **kw)
+    assert alert is not None and alert.event_id == "kyoten-path-site-a-17"
+    assert [e.event_id for e in events] == ["kyoten-path-site-a-17"]
+    alone, _ = own_alert(None, broken, 20, **kw)
+    assert alone is not None and alone.event_id.startswith(canary.OWN_ID_PREFIX + "site-b-")
+
+
+class MemoryStore:
+    """Two bridges' shared outbox, as far as the canary uses it."""
+
+    def __init__(self) -> None:
+        self.receipts: dict[str, float] = {}
+        self.open: str | None = None
+
+    async def record_canary(self, token: str, at: float, node: str) -> None:
+        self.receipts.setdefault(token, at)
+
+    async def canary_receipts(self, tokens: Sequence[str]) -> dict[str, float]:
+        return {t: self.receipts[t] for t in tokens if t in self.receipts}
+
+    async def open_own_alert(self) -> str | None:
+        return self.open
+
+
+def loop_of(store: MemoryStore | None, accept: Any, now: list[float], node: str) -> CanaryLoop:
+    cfg = CanaryConfig(servers=("127.0.0.1:9",), interval=10, deadline=30)
+    return CanaryLoop(cfg, accept, node=node, clock=lambda: now[0], store=store)
+
+
+async def test_a_token_that_came_back_to_the_other_bridge_proves_the_path() -> None:
+    store, now = MemoryStore(), [1000.0]
+    a = loop_of(store, None, now, "site-a")
+    b = loop_of(store, None, now, "site-b")
+    a._send = b._send = _no_send  # type: ignore[method-assign]
+    a.monitor.note_sent("111", now[0])
+    now[0] += 2
+    await b.received("111", Kind.PROBLEM)  # Zabbix posted A's canary to B
+    assert b.monitor.last_ok is None  # not B's token
+    await a._judge()
+    assert a.monitor.last_rtt == pytest.approx(2.0) and a.verdict.state is PathState.OK
+
+
+async def test_own_alert_not_stored_is_retried_and_shown_then_joined() -> None:
+    store, now, accepted, down = MemoryStore(), [1000.0], [], [True]
+
+    async def accept(event: Any) -> None:
+        if down[0]:
+            raise OSError("outbox unreachable (password=hunter2hunter2)")
+        accepted.append(event)
+
+    a = loop_of(store, accept, now, "site-a")
+    now[0] += 31
+    await a._judge()
+    health = a.health()
+    assert health["state"] == "broken" and health["own_alert"] is None
+    assert "outbox unreachable" in str(health["own_alert_not_stored"])
+    assert "hunter2hunter2" not in str(health["own_alert_not_stored"])
+    down[0] = False
+    now[0] += 1
+    await a._judge()
+    assert a.health()["own_alert_not_stored"] is None and len(accepted) == 1
+    store.open = accepted[0].event_id
+    b = loop_of(store, accept, now, "site-b")
+    now[0] += 31
+    await b._judge()
+    assert [e.event_id for e in accepted] == [store.open, store.open]  # the outbox keeps one
+
+
+async def _no_send(value: int) -> str:
+    return ""
