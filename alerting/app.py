@@ -21,11 +21,12 @@ library's decoder and encoder were a tenth of the request handling (bench/bridge
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -33,13 +34,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .canary import canary_token
-from .canary_loop import CanaryLoop
+from .canary_loop import CanaryLoop, CanaryStore
 from .channels import load_builder
 from .channels.base import Channel, ChannelResources
 from .config import Settings
 from .events import InvalidEvent, parse_event
 from .outbox import Outbox, open_outbox
 from .pipeline import Pipeline
+from .templating import Renderer
+
+if TYPE_CHECKING:
+    from .slack_actions import SlackActions
 
 log = logging.getLogger("kyoten.alerting.app")
 
@@ -51,6 +56,8 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 CANARY = web.AppKey("canary", CanaryLoop)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+RENDERERS: web.AppKey[dict[str, Renderer]] = web.AppKey("renderers")
+SLACK_ACTIONS: web.AppKey[SlackActions] = web.AppKey("slack_actions")
 
 
 def _refuse(
@@ -110,6 +117,8 @@ async def post_event(request: web.Request) -> web.Response:
     except InvalidEvent as exc:
         metrics.rejected.labels("invalid").inc()
         return _refuse(422, exc.reason, exc.field)
+    if settings.zabbix_url:  # the bridge's own idea of the frontend wins over {$ZABBIX.URL}
+        event = dataclasses.replace(event, zabbix_url=settings.zabbix_url)
     token = canary_token(event)
     if token is not None:  # the alert-path canary's own event: consumed, never delivered
         loop = app.get(CANARY)
@@ -148,6 +157,12 @@ async def post_event(request: web.Request) -> web.Response:
 async def get_health(request: web.Request) -> web.Response:
     """Per-channel health; 503 when a channel is failing or paused."""
     body = await request.app[PIPELINE].health()
+    for name, renderer in request.app.get(RENDERERS, {}).items():
+        if renderer.spec and name in body["channels"]:  # a failing template: the default text
+            body["channels"][name]["templates"] = renderer.health.as_dict()  # went out instead
+    actions = request.app.get(SLACK_ACTIONS)
+    if actions is not None:  # clicks in Slack: shown, not a 503 (alerts flow without them)
+        body["slack_actions"] = actions.health.as_dict()
     loop = request.app.get(CANARY)
     if loop is not None:  # the alert path is Zabbix's, not this bridge's: shown, not a 503
         body["canary"] = loop.health()
@@ -193,6 +208,16 @@ async def channels_ctx(app: web.Application) -> AsyncIterator[None]:
             app[HTTP], logging.getLogger(f"kyoten.alerting.channel.{cfg.name}")
         )
         built[cfg.name] = load_builder(cfg.type)(cfg.name, cfg.settings, resources)
+    renderers: dict[str, Renderer] = {}
+    for cfg in app[SETTINGS].channels:
+        channel = built[cfg.name]
+        if isinstance(getattr(channel, "renderer", None), Renderer):
+            # the channel's templates (or the action's message); render-time failures of
+            # its templates show in /health
+            renderer = Renderer(cfg.name, cfg.templates, clock=app[CLOCK])
+            channel.renderer = renderer  # type: ignore[union-attr]
+            renderers[cfg.name] = renderer
+    app[RENDERERS] = renderers
     app[CHANNELS] = built
     yield
     for ch in built.values():
@@ -223,11 +248,30 @@ async def canary_ctx(app: web.Application) -> AsyncIterator[None]:
     loop = CanaryLoop(
         cfg, app[PIPELINE].accept, node=app[SETTINGS].node, clock=app[CLOCK],
         registry=app[REGISTRY], redact=app[PIPELINE].redact,
+        # bridges sharing a PostgreSQL outbox share canary receipts and the own alert; a
+        # SQLite outbox is one bridge's own, which needs neither
+        store=outbox if isinstance(outbox := app[OUTBOX], CanaryStore) else None,
     )  # fmt: skip
     app[CANARY] = loop
     await loop.start()
     yield
     await loop.stop()
+
+
+async def slack_actions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Acknowledge/Close from Slack (Socket Mode), when configured; it connects in the
+    background, so the bridge starts (and delivers) whatever Slack does."""
+    cfg = app[SETTINGS].slack_actions
+    if cfg is None:
+        yield
+        return
+    from .slack_actions import SlackActions
+
+    actions = SlackActions(cfg, app[HTTP], clock=app[CLOCK])
+    app[SLACK_ACTIONS] = actions
+    await actions.start()
+    yield
+    await actions.stop()
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -236,7 +280,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[REGISTRY] = CollectorRegistry()
-    app.cleanup_ctx.extend([outbox_ctx, http_ctx, channels_ctx, pipeline_ctx, canary_ctx])
+    app.cleanup_ctx.extend(
+        [outbox_ctx, http_ctx, channels_ctx, pipeline_ctx, canary_ctx, slack_actions_ctx]
+    )
     app.router.add_post("/v1/events", post_event)
     app.router.add_get("/health", get_health)
     app.router.add_get("/metrics", get_metrics)

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import orjson
@@ -53,6 +53,7 @@ logging.getLogger("zabbix_utils.aiosender").setLevel(logging.CRITICAL)
 Accept = Callable[[Event], Awaitable[Any]]
 
 
+@runtime_checkable
 class CanaryStore(Protocol):
     """What bridges that share one outbox share about the canary.
 

@@ -11,6 +11,10 @@
 * ``status --config FILE`` — ask the running bridge for its health and print it for a person:
   the alert path's state and round trip, each channel's last error.
 * ``media-type --zabbix 6.0|7.0`` — print the webhook media type export (YAML).
+
+Every subcommand follows :mod:`kyoten.common.cli`: exit 0 done and fine, 1 it ran but what it
+checked failed (the event was not stored, the bridge is degraded or unreachable), 2 a usage or
+configuration error (every problem of the file listed); ``--log-level`` everywhere.
 """
 
 from __future__ import annotations
@@ -25,15 +29,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from kyoten.common.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_log_level, epilog, setup_logging
+
 from .config import ConfigError, Settings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kyoten bridge", description="The kyoten alert bridge.")
+    epilog(p)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the bridge")
     serve.add_argument("--config", required=True)
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_log_level(serve, "info")
     serve.add_argument(
         "--no-access-log", action="store_true", help="do not log every request (high event rates)"
     )
@@ -59,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     mt = sub.add_parser("media-type", help="print the Zabbix webhook media type export")
     mt.add_argument("--zabbix", default="6.0", choices=["6.0", "7.0"])
     mt.add_argument("--format", default="yaml", choices=["yaml", "json"])
+    for name, command in sub.choices.items():
+        epilog(command)
+        if name != "serve":
+            add_log_level(command)
     return p
 
 
@@ -80,9 +91,7 @@ def _serve(settings: Settings, level: str, access_log: bool) -> int:
     from .app import create_app
 
     _tune_gil()
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(level)
     web.run_app(
         create_app(settings),
         host=settings.listen_host,
@@ -100,7 +109,7 @@ def _send(settings: Settings, params: Sequence[str], timeout: float) -> int:
         name, sep, value = item.partition("=")
         if not sep or not name:
             print(f"kyoten bridge send: expected NAME=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         body[name] = value
     req = urllib.request.Request(
         settings.intake_url,
@@ -119,11 +128,11 @@ def _send(settings: Settings, params: Sequence[str], timeout: float) -> int:
         except ValueError:
             detail = ""
         print(f"kyoten bridge send: HTTP {exc.code} {detail}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"kyoten bridge send: bridge unreachable ({reason})", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 async def _replay(
@@ -167,7 +176,7 @@ def _status(settings: Settings, timeout: float) -> int:
         body = json.loads(exc.read() or b"{}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"kyoten bridge status: cannot reach {url}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(f"bridge {body.get('node', settings.node)}: {body.get('status')}")
     canary = body.get("canary")
     if canary:
@@ -193,7 +202,7 @@ def _status(settings: Settings, timeout: float) -> int:
             + (f" - last error: {err}" if err else "")
         )
     ok = body.get("status") == "ok" and (not canary or canary["state"] != "broken")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _secs(value: object) -> str:
@@ -224,7 +233,7 @@ async def _check(settings: Settings, connect: bool = False) -> int:
         errors.extend(await CanaryLoop(settings.canary, discard, node=settings.node).probe())
     if errors:
         print("invalid bridge configuration:\n  " + "\n  ".join(errors), file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(
         f"listen {settings.listen_host}:{settings.listen_port}, outbox "
         f"{settings.outbox.backend}, node {settings.node}"
@@ -254,6 +263,8 @@ async def _check(settings: Settings, connect: bool = False) -> int:
 def main(argv: Sequence[str]) -> int:
     """Entry point; ``argv[0]`` is ``"bridge"`` (as dispatched by ``kyoten``)."""
     args = _parser().parse_args(list(argv[1:]))
+    if args.cmd != "serve":
+        setup_logging(args.log_level)
     if args.cmd == "media-type":
         from .mediatype import media_type_export
 
@@ -269,7 +280,7 @@ def main(argv: Sequence[str]) -> int:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.cmd == "serve":
         return _serve(settings, args.log_level, not args.no_access_log)
     if args.cmd == "send":

@@ -1,7 +1,10 @@
 """Bridge settings: one YAML file, validated all at once into frozen dataclasses.
 
-Every error in the file is collected and reported together (Patroni's validator habit), so an
-operator fixes a config in one round instead of one complaint at a time. Secrets may be given
+The file is declared with the shared validator (:mod:`kyoten.common.schema`, the same mechanism
+as ``kyoten.toml``): every field — the channels' own settings too, declared per channel type in
+:mod:`.channels.settings` — is read and checked before anything is reported, and every problem
+is reported together with its field and its fix, so an operator fixes a config in one round
+instead of one complaint at a time. Secrets may be given
 inline or, better, as ``<key>_file: /path`` (``token_file``, ``password_file``,
 ``webhook_url_file``, ``conninfo_file``); :meth:`Settings.secrets` lists every resolved secret so
 the pipeline can redact them from anything it logs or shows.
@@ -48,11 +51,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kyoten.common import schema as s
 
+from .actions_config import ActionsConfig, parse_actions
 from .events import Severity
+from .grouping import DEFAULT_BY, GroupPolicy, check_by
+from .templating import TEXT_CHANNELS, TemplateSpec, parse_templates
 
-#: Keys the pipeline consumes from a channel section; the rest goes to the channel's builder.
-POLICY_KEYS = frozenset({"type", "rate", "burst", "digest", "mute", "reassert", "retry"})
 #: Keys whose values are secrets, wherever they appear (channel settings and top level).
 SECRET_KEYS = frozenset({"token", "password", "webhook_url", "conninfo", "bot_token"})
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -119,6 +124,10 @@ class ChannelConfig:
     mute: tuple[MuteWindow, ...] = ()
     reassert: float = 30.0  # state channels: re-apply the full state this often
     retry: RetryPolicy | None = None  # None: the bridge-wide policy
+    #: the channel's own texts (kyoten.alerting.templating), None: today's layout
+    templates: TemplateSpec | None = None
+    #: one incident, one conversation (kyoten.alerting.grouping); None: a message per event
+    group: GroupPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -185,8 +194,14 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timezone: str = "UTC"
     poll_interval: float = 1.0
+    #: seconds a follow-up (update, recovery) that arrived before its problem waits for it
+    follow_up_wait: float = 150.0
     url: str = ""  # where `kyoten bridge send` posts; default http://listen_host:listen_port
     canary: CanaryConfig | None = None  # None: no alert-path canary
+    #: the Zabbix frontend's address for links back (overrides {$ZABBIX.URL} of the events)
+    zabbix_url: str = ""
+    #: acknowledge/close from Slack over Socket Mode (kyoten.alerting.slack_actions)
+    slack_actions: ActionsConfig | None = None
 
     def channel(self, name: str) -> ChannelConfig:
         """The channel called ``name`` (KeyError if none)."""
@@ -212,179 +227,138 @@ class Settings:
             for key, value in c.settings.items():
                 if key in SECRET_KEYS and isinstance(value, str):
                     found.add(value)
+        if self.slack_actions is not None:
+            found.update(self.slack_actions.secrets())
         return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
 
 
-class _Reader:
-    """Collects errors while reading a mapping with a dotted path for messages."""
+# -- the file, declared with the shared validator (kyoten.common.schema) --------------------
 
-    def __init__(self, errors: list[str], base: Path) -> None:
-        self.errors = errors
-        self.base = base
-
-    def err(self, path: str, msg: str) -> None:
-        self.errors.append(f"{path}: {msg}")
-
-    def mapping(self, node: Any, path: str) -> Mapping[str, Any]:
-        if node is None:
-            return {}
-        if not isinstance(node, Mapping):
-            self.err(path, "must be a mapping")
-            return {}
-        return node
-
-    def number(
-        self, node: Mapping[str, Any], key: str, path: str, default: float, minimum: float = 0.0
-    ) -> float:
-        value = node.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            self.err(f"{path}.{key}", f"must be a number >= {minimum}")
-            return default
-        return float(value)
-
-    def integer(
-        self, node: Mapping[str, Any], key: str, path: str, default: int, minimum: int = 0
-    ) -> int:
-        value = node.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.err(f"{path}.{key}", f"must be an integer >= {minimum}")
-            return default
-        return value
-
-    def strings(self, node: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
-        value = node.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return (value,)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.err(f"{path}.{key}", "must be a string or a list of strings")
-            return ()
-        return tuple(value)
-
-    def secret_files(self, node: Mapping[str, Any], path: str) -> dict[str, Any]:
-        """Copy ``node`` replacing every ``<secret>_file`` by the file's stripped content."""
-        out = dict(node)
-        for key in list(out):
-            if key.endswith("_file") and key[: -len("_file")] in SECRET_KEYS:
-                target = key[: -len("_file")]
-                file = self.base / str(out.pop(key))
-                try:
-                    out[target] = file.read_text().strip()
-                except OSError as exc:
-                    self.err(f"{path}.{key}", f"cannot read ({exc.strerror})")
-        return out
+_SEVERITIES: dict[str | int, Severity] = {
+    **{sev.name.lower(): sev for sev in Severity},
+    **{sev.label.lower(): sev for sev in Severity},
+    **{int(sev): sev for sev in Severity},
+}
+_SEVERITY_NAMES = "0-5 or not_classified, information, warning, average, high, disaster"
 
 
-def _severity(
-    r: _Reader, node: Mapping[str, Any], key: str, path: str, default: Severity
-) -> Severity:
-    value = node.get(key, int(default))
-    if isinstance(value, str):
-        for s in Severity:
-            if value.strip().lower() in (s.name.lower(), s.label.lower()):
-                return s
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 5:
-        return Severity(value)
-    r.err(f"{path}.{key}", f"must be a severity 0-5 or a name, got {value!r}")
-    return default
+def _severity(default: Severity) -> s.Choice:
+    return s.Choice(default, _SEVERITIES, names=_SEVERITY_NAMES)
 
 
-def _time(r: _Reader, value: Any, path: str) -> dt.time:
+def _synchronous(r: s.Reader, path: str, value: Any) -> Any:
+    mode = "OFF" if value is False else str(value).upper()  # YAML 1.1 reads a bare OFF as false
+    if mode not in _SYNC:
+        r.problem(path, f"{value!r} is not one of {', '.join(_SYNC)}",
+                  "FULL survives power loss; NORMAL a crash of the bridge")  # fmt: skip
+        return s.INVALID
+    return mode
+
+
+def _timezone(r: s.Reader, path: str, value: Any) -> Any:
     try:
-        hh, mm = str(value).split(":")
-        return dt.time(int(hh), int(mm))
-    except ValueError:
-        r.err(path, f"must be HH:MM, got {value!r}")
-        return dt.time(0, 0)
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        r.problem(path, f"unknown time zone {value!r}", "an IANA name, e.g. Asia/Tokyo")
+        return s.INVALID
+    return str(value)
 
 
-def _mute(r: _Reader, node: Any, path: str) -> tuple[MuteWindow, ...]:
-    if node is None:
-        return ()
-    if not isinstance(node, list):
-        r.err(path, "must be a list of {days, start, end}")
-        return ()
-    windows = []
-    for i, item in enumerate(node):
-        p = f"{path}[{i}]"
-        m = r.mapping(item, p)
-        days = set()
-        for d in r.strings(m, "days", p) or _DAYS:
-            if d.lower()[:3] not in _DAYS:
-                r.err(f"{p}.days", f"unknown day {d!r}")
-            else:
-                days.add(_DAYS.index(d.lower()[:3]))
-        windows.append(
-            MuteWindow(
-                frozenset(days),
-                _time(r, m.get("start"), f"{p}.start"),
-                _time(r, m.get("end"), f"{p}.end"),
-            )
-        )
-    return tuple(windows)
+def _day(value: str) -> str | None:
+    return None if value.lower()[:3] in _DAYS else f"unknown day {value!r}"
 
 
-def _retry(r: _Reader, node: Any, path: str) -> RetryPolicy:
-    m = r.mapping(node, path)
+def _retry(**kw: Any) -> s.Section:
     d = RetryPolicy()
-    return RetryPolicy(
-        base=r.number(m, "base", path, d.base, 0.001),
-        cap=r.number(m, "cap", path, d.cap, 0.001),
-        max_attempts=r.integer(m, "max_attempts", path, d.max_attempts, 1),
-        max_age=r.number(m, "max_age", path, d.max_age, 1.0),
-    )
+    return s.Section(
+        {
+            "base": s.Number(d.base, minimum=0.001, unit=" s", fix="seconds, e.g. 2"),
+            "cap": s.Number(d.cap, minimum=0.001, unit=" s", fix="seconds, e.g. 600"),
+            "max_attempts": s.Integer(d.max_attempts, minimum=1,
+                                      fix="a whole number of attempts, e.g. 25"),
+            "max_age": s.Number(d.max_age, minimum=1.0, unit=" s",
+                                fix="seconds, e.g. 172800 (two days)"),
+        },
+        **kw,
+    )  # fmt: skip
 
 
-def _channel(r: _Reader, name: str, node: Any, known_types: Sequence[str]) -> ChannelConfig:
-    path = f"channels.{name}"
-    m = r.mapping(node, path)
-    kind = m.get("type")
-    if kind not in known_types:
-        r.err(f"{path}.type", f"must be one of {', '.join(sorted(known_types))}, got {kind!r}")
-    dg = r.mapping(m.get("digest"), f"{path}.digest")
-    settings = r.secret_files({k: v for k, v in m.items() if k not in POLICY_KEYS}, path)
-    return ChannelConfig(
-        name=name,
-        type=str(kind),
-        settings=settings,
-        rate=r.number(m, "rate", path, 0.0),
-        burst=r.integer(m, "burst", path, 1, 1),
-        digest=DigestPolicy(
-            threshold=r.integer(dg, "threshold", f"{path}.digest", 0),
-            window=r.number(dg, "window", f"{path}.digest", 60.0, 1.0),
-            max=r.integer(dg, "max", f"{path}.digest", 50, 2),
-            interval=r.number(dg, "interval", f"{path}.digest", 10.0, 0.0),
-        ),
-        mute=_mute(r, m.get("mute"), f"{path}.mute"),
-        reassert=r.number(m, "reassert", path, 30.0, 1.0),
-        retry=_retry(r, m["retry"], f"{path}.retry") if "retry" in m else None,
-    )
-
-
-def _route(r: _Reader, i: int, node: Any, channels: Sequence[str]) -> Route:
-    path = f"routes[{i}]"
-    m = r.mapping(node, path)
-    known = {
-        "channels",
-        "min_severity",
-        "max_severity",
-        "tags",
-        "host_groups",
-        "send_to",
-        "continue",
+_MUTE = s.Section(
+    {
+        "days": s.Strings(_DAYS, item=_day, fix="e.g. [sat, sun]; all week when left out"),
+        "start": s.Time(dt.time(0, 0), required=True),
+        "end": s.Time(dt.time(0, 0), required=True),
     }
-    for key in m:
-        if key not in known:
-            r.err(f"{path}.{key}", f"unknown condition (known: {', '.join(sorted(known))})")
-    targets = r.strings(m, "channels", path)
-    if not targets:
-        r.err(f"{path}.channels", "must name at least one channel")
-    for t in targets:
-        if t not in channels:
-            r.err(f"{path}.channels", f"unknown channel {t!r}")
+)
+
+def _group_part(value: str) -> str | None:
+    bad = check_by([value])
+    return bad[0] if bad else None
+
+
+#: The pipeline's keys of a channel section; the rest is the channel type's own.
+POLICY = s.Section(
+    {
+        "type": s.String(None, required=True),  # checked against the registry by _channel
+        "rate": s.Number(0.0, minimum=0.0, fix="messages per second, 0 for unlimited"),
+        "burst": s.Integer(1, minimum=1),
+        "digest": s.Section(
+            {
+                "threshold": s.Integer(0, minimum=0, fix="events per window; 0: never"),
+                "window": s.Number(60.0, minimum=1.0, unit=" s"),
+                "max": s.Integer(50, minimum=2),
+                "interval": s.Number(10.0, minimum=0.0, unit=" s"),
+            }
+        ),
+        "mute": s.ListOf(_MUTE),
+        "reassert": s.Number(30.0, minimum=1.0, unit=" s"),
+        "retry": _retry(optional=True),
+        # the texts (checked with the templates, see _texts) and one thread per incident
+        "templates": s.Custom(lambda r, path, value: value, None, kind="a mapping of "
+                              "problem/update/recovery/digest to a template", nullable=True),
+        "use_action_message": s.Boolean(False),
+        "group": s.Section(
+            {
+                "by": s.Strings(DEFAULT_BY, item=_group_part,
+                                fix="e.g. [tag:scope, host_group] (also host, severity)"),
+                "wait": s.Number(10.0, minimum=0.0, unit=" s", fix="group_wait, e.g. 10"),
+                "window": s.Number(3600.0, minimum=0.0, unit=" s"),
+            },
+            optional=True,
+        ),
+    }
+)  # fmt: skip
+POLICY_KEYS = frozenset(POLICY.fields)
+
+
+def _texts(r: s.Reader, kind: str, p: Mapping[str, Any], path: str) -> TemplateSpec | None:
+    """A channel's templates, compiled and tried on sample events (problems with their line)."""
+    if p["templates"] is None and not p["use_action_message"]:
+        return None
+    if kind not in TEXT_CHANNELS:
+        r.problem(s.join(path, "templates"), f"a {kind} channel shows no text",
+                  "remove templates/use_action_message here")  # fmt: skip
+        return None
+    problems: list[str] = []
+    spec = parse_templates(p["templates"], p["use_action_message"], path,
+                           Path(r.base or "."), problems)  # fmt: skip
+    for problem in problems:
+        where, _, what = problem.partition(": ")
+        r.problem(where, what, "fix the template (Jinja2 syntax; variables in the README)")
+    return spec
+
+
+def _route_check(r: s.Reader, v: dict[str, Any], path: str) -> None:
+    if v["min_severity"] > v["max_severity"]:
+        r.problem(path, "min_severity is above max_severity", "swap them")
+
+
+def _tags(r: s.Reader, path: str, value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        r.problem(path, "must be a mapping of tag to value(s)", "e.g. {service: [db, pgpool]}")
+        return s.INVALID
     tags: dict[str, tuple[str, ...]] = {}
-    for tag, want in r.mapping(m.get("tags"), f"{path}.tags").items():
+    for tag, want in value.items():
         if want is None or want == "*":
             tags[str(tag)] = ()
         elif isinstance(want, str):
@@ -392,167 +366,259 @@ def _route(r: _Reader, i: int, node: Any, channels: Sequence[str]) -> Route:
         elif isinstance(want, list) and all(isinstance(w, str) for w in want):
             tags[str(tag)] = tuple(want)
         else:
-            r.err(f"{path}.tags.{tag}", "must be a value, a list of values, or '*'")
-    cont = m.get("continue", False)
-    if not isinstance(cont, bool):
-        r.err(f"{path}.continue", "must be true or false")
-    lo = _severity(r, m, "min_severity", path, Severity.NOT_CLASSIFIED)
-    hi = _severity(r, m, "max_severity", path, Severity.DISASTER)
-    if lo > hi:
-        r.err(path, "min_severity is above max_severity")
-    return Route(
-        channels=targets,
-        min_severity=lo,
-        max_severity=hi,
-        tags=tags,
-        host_groups=r.strings(m, "host_groups", path),
-        send_to=r.strings(m, "send_to", path),
-        cont=bool(cont),
-    )
+            r.problem(s.join(path, str(tag)), "must be a value, a list of values, or '*'",
+                      "'*' (or nothing) matches any value")  # fmt: skip
+    return tags
+
+
+_ROUTE = s.Section(
+    {
+        "channels": s.Strings(required=True, nonempty=True, fix="name at least one channel"),
+        "min_severity": _severity(Severity.NOT_CLASSIFIED),
+        "max_severity": _severity(Severity.DISASTER),
+        "tags": s.Custom(_tags, {}, kind="a mapping of tag to value(s)"),
+        "host_groups": s.Strings(),
+        "send_to": s.Strings(),
+        "continue": s.Boolean(False),
+    },
+    check=_route_check,
+)
+
+
+def _server(value: str) -> str | None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{value!r} is not ip:port (e.g. 10.0.1.21:10051)"
+    return None
+
+
+def _canary_check(r: s.Reader, v: dict[str, Any], path: str) -> None:
+    if v["deadline"] is None:
+        v["deadline"] = 3 * v["interval"]
+    elif v["deadline"] < v["interval"]:
+        r.problem(s.join(path, "deadline"), f"must be at least one interval ({v['interval']:g} s)",
+                  "give the alert path time for one round at least")  # fmt: skip
+    for target in ("zabbix_target", "postgres_target"):
+        if v[target] and not v["kyoten_config"]:
+            r.problem(s.join(path, target),
+                      "needs canary.kyoten_config (the kyoten.toml naming it)",
+                      "add kyoten_config: /etc/kyoten/kyoten.toml")  # fmt: skip
+
+
+_CANARY = s.Section(
+    {
+        "servers": s.Strings(required=True, nonempty=True, item=_server,
+                             fix="list every Zabbix server node (both sites) as ip:port"),
+        "host": s.String(CanaryConfig.host, nonempty=True),
+        "key": s.String(CanaryConfig.key, nonempty=True),
+        "interval": s.Number(CanaryConfig.interval, minimum=1.0, unit=" s"),
+        "deadline": s.Number(None, minimum=0.0, unit=" s", fix="default: three intervals"),
+        "severity": _severity(CanaryConfig.severity),
+        "timeout": s.Number(CanaryConfig.timeout, minimum=0.1, unit=" s"),
+        "kyoten_config": s.String(""),
+        "zabbix_target": s.String(""),
+        "postgres_target": s.String(""),
+        "api_url": s.Url("", fix="must be an http(s) URL of api_jsonrpc.php"),
+    },
+    check=_canary_check,
+    optional=True,
+)  # fmt: skip
+
+
+def _outbox_check(r: s.Reader, v: dict[str, Any], path: str) -> None:
+    if v["backend"] == "postgresql" and not v["conninfo"]:
+        r.problem(s.join(path, "conninfo"), "required for the postgresql backend",
+                  "give conninfo_file: a file holding the libpq conninfo")  # fmt: skip
+
+
+def _token(value: str) -> str | None:
+    return None if len(value) >= 16 else "must be at least 16 characters"
+
+
+def _file(known_types: Sequence[str]) -> s.Section:
+    """The whole of bridge.yaml."""
+    from .channels.settings import SCHEMAS
+
+    kinds = ", ".join(sorted(known_types))
+
+    def channel(r: s.Reader, path: str, body: Any) -> Any:
+        name = path.partition(".")[2]
+        if not isinstance(body, Mapping):
+            r.problem(path, "must be a mapping of settings", "give at least its type")
+            body = {}
+        kind = body.get("type")
+        if kind not in known_types:
+            r.problem(s.join(path, "type"), f"must be one of {kinds}, got {kind!r}",
+                      "see the channel types in the README")  # fmt: skip
+        own = {k: v for k, v in body.items() if k not in POLICY_KEYS}
+        schema = SCHEMAS.get(str(kind))
+        if schema is not None:
+            settings = schema.values(r, own, path)
+        else:  # a type registered without a schema: as written, secrets read from files
+            settings = s.Section(
+                {k.removesuffix("_file"): s.Secret() for k in own if _secret_file(k)},
+                extra=[k for k in own if not _secret_file(k)],
+            ).values(r, own, path)
+            settings = {**{k: v for k, v in own.items() if not _secret_file(k)}, **settings}
+        p = POLICY.values(r, {k: v for k, v in body.items() if k in POLICY_KEYS}, path)
+        dg = p["digest"]
+        return ChannelConfig(
+            name=name,
+            type=str(kind),
+            settings=settings,
+            rate=p["rate"],
+            burst=p["burst"],
+            digest=DigestPolicy(dg["threshold"], dg["window"], dg["max"], dg["interval"]),
+            mute=tuple(_window(w) for w in p["mute"]),
+            reassert=p["reassert"],
+            retry=None if p["retry"] is None else RetryPolicy(**p["retry"]),
+            templates=_texts(r, str(kind), p, path),
+            group=None if p["group"] is None else GroupPolicy(
+                tuple(p["group"]["by"]), p["group"]["wait"], p["group"]["window"]),
+        )  # fmt: skip
+
+    def whole(r: s.Reader, v: dict[str, Any], path: str) -> None:
+        names = set(v["channels"])
+        if not names:
+            r.problem("channels", "define at least one channel", "see the README's examples")
+        for i, rule in enumerate(v["routes"]):
+            for t in rule["channels"]:
+                if t not in names:
+                    r.problem(f"routes[{i}].channels", f"unknown channel {t!r}",
+                              "name a channel defined under channels:")  # fmt: skip
+
+    return s.Section(
+        {
+            "listen": s.Section(
+                {
+                    "host": s.String("127.0.0.1", nonempty=True),
+                    "port": s.Integer(8089, minimum=0, maximum=65535),
+                }
+            ),
+            "token": s.Secret("", required=True, check=_token,
+                              fix="set token_file to a file holding a random string of at "
+                              "least 16 characters"),
+            "node": s.String("bridge", nonempty=True),
+            "outbox": s.Section(
+                {
+                    "backend": s.Choice("sqlite", {"sqlite": "sqlite",
+                                                   "postgresql": "postgresql"}),
+                    "path": s.String("kyoten-bridge.db", nonempty=True),
+                    "synchronous": s.Custom(_synchronous, "FULL", kind="a synchronous mode"),
+                    "conninfo": s.Secret(""),
+                    "retention_days": s.Number(30.0, minimum=0.01, fix="days, e.g. 30"),
+                },
+                check=_outbox_check,
+            ),
+            "retry": _retry(),
+            "channels": s.Table(channel, required=True,
+                                fix="define at least one channel under channels:"),
+            "routes": s.ListOf(_ROUTE, required=True, nonempty=True,
+                               fix="a list of rules, e.g. [{channels: [ops-mail]}]"),
+            "max_body": s.Integer(64 * 1024, minimum=1024, fix="bytes; Zabbix's events "
+                                  "are a few KiB, long operational data some tens"),
+            "timezone": s.Custom(_timezone, "UTC", kind="a time zone"),
+            "poll_interval": s.Number(1.0, minimum=0.01, unit=" s"),
+            "follow_up_wait": s.Number(150.0, minimum=0.0, unit=" s",
+                                       fix="at least the media type's attempts x interval"),
+            "url": s.Url("", fix="where kyoten bridge send posts, e.g. "
+                         "http://127.0.0.1:8089/v1/events"),
+            "canary": _CANARY,
+            "zabbix_url": s.Url("", fix="the frontend's address, e.g. https://zabbix.example "
+                                "(links back to events and hosts)"),
+            "slack_actions": s.Custom(lambda r, path, value: value, None, nullable=True,
+                                      kind="a mapping (app_token_file, slack_channel, users)"),
+        },
+        check=whole,
+    )  # fmt: skip
+
+
+def _secret_file(key: str) -> bool:
+    return key.endswith("_file") and key.removesuffix("_file") in SECRET_KEYS
+
+
+def _window(w: Mapping[str, Any]) -> MuteWindow:
+    days = frozenset(_DAYS.index(d.lower()[:3]) for d in w["days"] if _day(d) is None)
+    return MuteWindow(days, w["start"], w["end"])
 
 
 def parse_settings(
     data: Any, *, base: Path | None = None, known_types: Sequence[str] | None = None
 ) -> Settings:
-    """Validate a decoded YAML document into :class:`Settings` or raise :class:`ConfigError`.
+    """Validate a decoded YAML document into :class:`Settings` or raise :class:`ConfigError`
+    listing every problem in the file, each with its field and its fix (channels' own settings
+    included: each type's are declared in :mod:`.channels.settings`).
 
-    :param base: directory that relative ``*_file`` paths are resolved against.
+    :param base: directory that relative ``*_file`` and outbox paths are resolved against.
     :param known_types: channel types to accept (default: the channel registry's).
     """
     if known_types is None:
         from .channels import REGISTRY
 
         known_types = tuple(REGISTRY)
-    errors: list[str] = []
-    r = _Reader(errors, base or Path.cwd())
-    top = r.secret_files(r.mapping(data, "(top)"), "(top)")
-    known = {
-        "listen",
-        "token",
-        "node",
-        "outbox",
-        "retry",
-        "channels",
-        "routes",
-        "max_body",
-        "timezone",
-        "poll_interval",
-        "url",
-        "canary",
-    }
-    for key in top:
-        if key not in known:
-            r.err(key, "unknown setting")
-    token = top.get("token")
-    if not isinstance(token, str) or len(token) < 16:
-        r.err("token", "must be set (token or token_file), at least 16 characters")
-        token = ""
-    listen = r.mapping(top.get("listen"), "listen")
-    ob = r.secret_files(r.mapping(top.get("outbox"), "outbox"), "outbox")
-    backend = ob.get("backend", "sqlite")
-    if backend not in ("sqlite", "postgresql"):
-        r.err("outbox.backend", "must be sqlite or postgresql")
-    sync_value = ob.get("synchronous", "FULL")
-    # YAML 1.1 reads a bare OFF as false.
-    sync = "OFF" if sync_value is False else str(sync_value).upper()
-    if sync not in _SYNC:
-        r.err("outbox.synchronous", f"must be one of {', '.join(_SYNC)}")
-    if backend == "postgresql" and not ob.get("conninfo"):
-        r.err("outbox.conninfo", "required for the postgresql backend (or conninfo_file)")
-    outbox = OutboxConfig(
-        backend=str(backend),
-        path=str(r.base / str(ob.get("path", "kyoten-bridge.db"))),
-        synchronous=sync,
-        conninfo=str(ob.get("conninfo", "")),
-        retention_days=r.number(ob, "retention_days", "outbox", 30.0, 0.01),
-    )
-    chan_nodes = r.mapping(top.get("channels"), "channels")
-    if not chan_nodes:
-        r.err("channels", "define at least one channel")
-    channels = tuple(_channel(r, str(n), c, known_types) for n, c in chan_nodes.items())
-    names = [c.name for c in channels]
-    route_nodes = top.get("routes", [])
-    if not isinstance(route_nodes, list) or not route_nodes:
-        r.err("routes", "must be a non-empty list of rules")
-        route_nodes = []
-    routes = tuple(_route(r, i, n, names) for i, n in enumerate(route_nodes))
-    tz = str(top.get("timezone", "UTC"))
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        r.err("timezone", f"unknown time zone {tz!r}")
-        tz = "UTC"
-    port = r.integer(listen, "port", "listen", 8089, 0)
-    if port > 65535:
-        r.err("listen.port", "must be 0-65535")
-    # every field is read before the errors are reported, so all of them are listed at once
-    max_body = r.integer(top, "max_body", "(top)", 64 * 1024, 1024)
-    retry = _retry(r, top.get("retry"), "retry")
-    poll_interval = r.number(top, "poll_interval", "(top)", 1.0, 0.01)
-    canary = _canary(r, top["canary"]) if top.get("canary") is not None else None
-    if errors:
-        raise ConfigError(errors)
+    where = base or Path.cwd()
+    v, problems = s.validate(_file(known_types), data, base=str(where))
+    actions = _actions(v, where, problems)
+    if problems:
+        raise ConfigError(problems)
+    ob, cn = v["outbox"], v["canary"]
     return Settings(
-        token=token,
-        channels=channels,
-        routes=routes,
-        listen_host=str(listen.get("host", "127.0.0.1")),
-        listen_port=port,
-        max_body=max_body,
-        node=str(top.get("node", "bridge")),
-        outbox=outbox,
-        retry=retry,
-        timezone=tz,
-        poll_interval=poll_interval,
-        url=str(top.get("url", "")),
-        canary=canary,
+        token=v["token"],
+        channels=tuple(v["channels"].values()),
+        routes=tuple(
+            Route(
+                channels=rule["channels"],
+                min_severity=rule["min_severity"],
+                max_severity=rule["max_severity"],
+                tags=rule["tags"],
+                host_groups=rule["host_groups"],
+                send_to=rule["send_to"],
+                cont=rule["continue"],
+            )
+            for rule in v["routes"]
+        ),
+        listen_host=v["listen"]["host"],
+        listen_port=v["listen"]["port"],
+        max_body=v["max_body"],
+        node=v["node"],
+        outbox=OutboxConfig(
+            backend=ob["backend"],
+            path=str(where / ob["path"]),
+            synchronous=ob["synchronous"],
+            conninfo=ob["conninfo"],
+            retention_days=ob["retention_days"],
+        ),
+        retry=RetryPolicy(**v["retry"]),
+        timezone=v["timezone"],
+        poll_interval=v["poll_interval"],
+        follow_up_wait=v["follow_up_wait"],
+        url=v["url"],
+        canary=None if cn is None else CanaryConfig(**cn),
+        zabbix_url=v["zabbix_url"],
+        slack_actions=actions,
     )
 
 
-_CANARY_KEYS = frozenset(
-    {"servers", "host", "key", "interval", "deadline", "severity", "timeout", "kyoten_config",
-     "zabbix_target", "postgres_target", "api_url"}
-)  # fmt: skip
-
-
-def _canary(r: _Reader, node: Any) -> CanaryConfig:
-    path = "canary"
-    m = r.mapping(node, path)
-    for key in m:
-        if key not in _CANARY_KEYS:
-            r.err(f"{path}.{key}", f"unknown setting (known: {', '.join(sorted(_CANARY_KEYS))})")
-    servers = r.strings(m, "servers", path)
-    if not servers:
-        r.err(f"{path}.servers", "list every Zabbix server node (both sites) as ip:port")
-    for s in servers:
-        host, _, port = s.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            r.err(f"{path}.servers", f"{s!r} is not ip:port (e.g. 10.0.1.21:10051)")
-    d = CanaryConfig(servers=())
-    interval = r.number(m, "interval", path, d.interval, 1.0)
-    deadline = r.number(m, "deadline", path, 3 * interval, 0.0)
-    if deadline < interval:
-        r.err(f"{path}.deadline", f"must be at least one interval ({interval:g} s)")
-    kyoten_config = str(m.get("kyoten_config", ""))
-    for target in ("zabbix_target", "postgres_target"):
-        if m.get(target) and not kyoten_config:
-            r.err(f"{path}.{target}", "needs canary.kyoten_config (the kyoten.toml naming it)")
-    api_url = str(m.get("api_url", ""))
-    if api_url and not api_url.startswith(("http://", "https://")):
-        r.err(f"{path}.api_url", f"must be an http(s) URL of api_jsonrpc.php, got {api_url!r}")
-    return CanaryConfig(
-        servers=servers,
-        host=str(m.get("host", d.host)),
-        key=str(m.get("key", d.key)),
-        interval=interval,
-        deadline=deadline,
-        severity=_severity(r, m, "severity", path, d.severity),
-        timeout=r.number(m, "timeout", path, d.timeout, 0.1),
-        kyoten_config=kyoten_config,
-        zabbix_target=str(m.get("zabbix_target", "")),
-        postgres_target=str(m.get("postgres_target", "")),
-        api_url=api_url,
+def _actions(v: Mapping[str, Any], base: Path, problems: list[str]) -> ActionsConfig | None:
+    """``slack_actions`` (read with the rest: its problems join the others), and the check that
+    a Slack channel with ``buttons: true`` has something to receive the clicks."""
+    channels = v["channels"] if isinstance(v.get("channels"), Mapping) else {}
+    slack = {n: c.settings for n, c in channels.items()
+             if isinstance(c, ChannelConfig) and c.type == "slack"}  # fmt: skip
+    actions = parse_actions(
+        v.get("slack_actions"),
+        slack_channels=slack,
+        zabbix_url=str(v.get("zabbix_url") or ""),
+        read_file=lambda name: (base / name).read_text(),
+        problems=problems,
     )
+    for name, settings in slack.items():
+        if settings.get("buttons") and actions is None:
+            problems.append(
+                f"channels.{name}.buttons: nothing receives the clicks; add a slack_actions "
+                "section (Socket Mode), or remove buttons"
+            )
+    return actions
 
 
 def load_settings(path: str | Path) -> Settings:

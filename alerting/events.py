@@ -37,7 +37,10 @@ SCHEMA_VERSION = "1"
 #: alert) or writes ``*UNKNOWN*``; both mean "no value" to the parser.
 _UNRESOLVED = re.compile(r"^(\{[A-Z0-9_.]+(?:\.[A-Z0-9_]+)*\}|\*UNKNOWN\*)$")
 
-_MAX_FIELD = 16_384
+#: Tags per event. Field *lengths* are not limited here: the intake's body limit
+#: (``max_body``) is the only size limit, a long ``{EVENT.OPDATA}`` or alert message is normal,
+#: and each channel truncates what it sends to what its far end accepts (the outbox keeps the
+#: full text).
 _MAX_TAGS = 200
 
 
@@ -140,6 +143,13 @@ class Event:
     subject: str = ""
     message: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: ``{HOST.ID}``, for the link to the host in the frontend (:mod:`.links`)
+    host_id: str = ""
+    #: the trigger allows closing the problem by hand (tag ``manual_close: yes``, see
+    #: :data:`kyoten.alerting.mediatype.MANUAL_CLOSE_TAG`): Slack offers *Close* then
+    manual_close: bool = False
+    #: the frontend's address (``{$ZABBIX.URL}``, or ``zabbix_url`` of the bridge's config)
+    zabbix_url: str = ""
 
     @property
     def dedup_key(self) -> str:
@@ -203,6 +213,9 @@ class Event:
             "subject": self.subject,
             "message": self.message,
             "extra": dict(self.extra),
+            "host_id": self.host_id,
+            "manual_close": self.manual_close,
+            "zabbix_url": self.zabbix_url,
         }
 
 
@@ -239,6 +252,9 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
         subject=data["subject"],
         message=data["message"],
         extra=dict(data.get("extra", {})),
+        host_id=data.get("host_id", ""),
+        manual_close=bool(data.get("manual_close", False)),
+        zabbix_url=data.get("zabbix_url", ""),
     )
 
 
@@ -276,8 +292,6 @@ class _Fields:
         for key, value in payload.items():
             if not isinstance(value, str):
                 raise InvalidEvent(key, f"must be a string, got {type(value).__name__}")
-            if len(value) > _MAX_FIELD:
-                raise InvalidEvent(key, f"longer than {_MAX_FIELD} characters")
         self._p: Mapping[str, str] = payload
 
     def opt(self, name: str) -> str:
@@ -381,6 +395,8 @@ def parse_event(payload: Any) -> Event:
         kind = Kind.PROBLEM if value else Kind.RECOVERY
 
     ack = f.opt("event_ack_status").lower()
+    host_id = f.opt("host_id")
+    url = f.opt("zabbix_url")  # an undefined {$ZABBIX.URL} stays as written: not a URL
     return Event(
         event_id=event_id,
         kind=kind,
@@ -399,4 +415,7 @@ def parse_event(payload: Any) -> Event:
         send_to=f.opt("alert_sendto"),
         subject=f.opt("alert_subject"),
         message=f.opt("alert_message"),
+        host_id=host_id if host_id.isdigit() else "",
+        manual_close=f.opt("trigger_manual_close").lower() in ("yes", "1", "true"),
+        zabbix_url=url if url.startswith(("http://", "https://")) else "",
     )

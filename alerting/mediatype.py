@@ -65,10 +65,20 @@ PARAMETERS: tuple[tuple[str, str], ...] = (
     ("host_groups", "{TRIGGER.HOSTGROUP.NAME}"),
     ("trigger_id", "{TRIGGER.ID}"),
     ("trigger_name", "{TRIGGER.NAME}"),
+    # links back to the frontend (kyoten.alerting.links) and what Slack may offer (Close)
+    ("host_id", "{HOST.ID}"),
+    ("trigger_manual_close", "{EVENT.TAGS.manual_close}"),
+    ("zabbix_url", "{$ZABBIX.URL}"),
     ("alert_sendto", "{ALERT.SENDTO}"),
     ("alert_subject", "{ALERT.SUBJECT}"),
     ("alert_message", "{ALERT.MESSAGE}"),
 )
+
+#: Zabbix has no macro for a trigger's "Allow manual close" (neither 6.0 nor 7.0 resolves one):
+#: kyoten's templates give such triggers this tag, and the media type passes its value, so the
+#: bridge offers *Close* in Slack only where Zabbix would accept it. Add the tag to your own
+#: manually closable triggers to get the button there too.
+MANUAL_CLOSE_TAG = ("manual_close", "yes")
 
 #: Duktape (ES5) JavaScript run by Zabbix for every alert.
 SCRIPT = """\
@@ -138,7 +148,8 @@ DESCRIPTION = (
     "Forwards every problem, update and recovery to the kyoten alert bridge, which stores it "
     "before answering and fans it out to e-mail, Slack and PATLITE towers. Set the global macros "
     "{$KYOTEN.BRIDGE.URL} (e.g. https://bridge.example:8089/v1/events) and the secret macro "
-    "{$KYOTEN.BRIDGE.TOKEN}. Assign the media type to one dedicated user."
+    "{$KYOTEN.BRIDGE.TOKEN}. Assign the media type to one dedicated user. Set {$ZABBIX.URL} "
+    "(the frontend's address, no trailing slash) for links back to events and hosts."
 )
 
 

@@ -3,9 +3,11 @@
 ``accept`` routes an event (pure :func:`~kyoten.alerting.routing.route`) and commits it to the
 outbox; one *lane* per configured channel then drains that channel's deliveries:
 
-* **order** — the outbox only hands out a delivery whose earlier deliveries for the same event
-  on the same channel are finished, so an update or recovery never overtakes its problem, even
-  while the problem is backing off;
+* **order** — per event and channel, problem → updates → recovery, whatever order Zabbix's
+  independent retries delivered them in: the outbox only hands out a delivery none of whose
+  event's deliveries on the channel that come before it is pending, so an update or recovery
+  never overtakes its problem, even while the problem is backing off; a follow-up that arrived
+  before its problem waits up to ``follow_up_wait`` seconds for it, then goes alone;
 * **retry** — exponential backoff with full jitter (``random() * min(cap, base * 2**n)``),
   never shorter than a ``Retry-After`` the far end gave; a retryable failure also pauses the lane
   briefly (a light circuit breaker) so a dead SMTP server is not hammered once per message;
@@ -49,6 +51,7 @@ from typing import Any
 from kyoten.common.redact import Redactor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from . import grouping
 from .channels.base import (
     Channel,
     ChannelError,
@@ -59,7 +62,7 @@ from .channels.base import (
     StateSnapshot,
 )
 from .config import ChannelConfig, RetryPolicy, Settings
-from .events import Event
+from .events import Event, Kind
 from .outbox import Accepted, Claimed, Dead, Done, Muted, Outbox, Outcome, Retry
 from .routing import route
 
@@ -69,6 +72,8 @@ log = logging.getLogger("kyoten.alerting.pipeline")
 SEND_TIMEOUT = 60.0
 #: Longest pause of a whole lane after a retryable failure.
 LANE_PAUSE_CAP = 10.0
+#: Deliveries claimed at once by a channel that groups events (one message per incident).
+GROUP_CLAIM = 50
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: Callable[[], float]) -> float:
@@ -116,6 +121,8 @@ class Lane:
     drifts_seen: int = 0  # state channels: the channel's ``drifts`` already counted
     hold_until: float = 0.0  # storm: no digest before this
     last_digest_at: float = 0.0
+    #: grouping (``group:``): the incidents of this channel, by group key (memory only)
+    incidents: dict[str, grouping.Incident] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -399,7 +406,15 @@ class Pipeline:
                     break
                 # One delivery per claim outside a storm: its outcome is committed before the next
                 # send, so a crash can repeat at most the one message in flight.
-                async with self.outbox.claim(lane.name, dg.max if storm else 1, now) as claim:
+                # Grouping: deliveries wait group_wait (claimed as of that long ago), and what
+                # is due goes together, one message per incident.
+                gp = None if storm else lane.cfg.group
+                async with self.outbox.claim(
+                    lane.name,
+                    dg.max if storm else GROUP_CLAIM if gp else 1,
+                    now - gp.wait if gp else now,
+                    follow_up_wait=self.settings.follow_up_wait,
+                ) as claim:
                     if not claim.items:
                         break
                     outcomes = await self._deliver(lane, claim.items, storm, now)
@@ -418,13 +433,18 @@ class Pipeline:
         if storm and len(items) > 1:
             return await self._digest(lane, channel, items)
         outcomes: list[Outcome] = []
+        if lane.cfg.group is not None:
+            items, outcomes, stopped = await self._grouped(lane, channel, items)
+            if stopped:
+                return outcomes
         for item in items:
             wait = await self._pace(lane)
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
                 receipt = await self._call(
-                    lane, channel.send(Notification(item.event, item.thread))
+                    lane,
+                    channel.send(Notification(item.event, item.thread, resolved=item.resolved)),
                 )
             except ChannelError as exc:
                 outcomes.append(self._failure(lane, item, exc, self.clock()))
@@ -434,6 +454,49 @@ class Pipeline:
             outcomes.append(Done(item.id, receipt))
             self._delivered(lane, item)
         return outcomes
+
+    async def _grouped(
+        self, lane: Lane, channel: EventChannel, items: Sequence[Claimed]
+    ) -> tuple[list[Claimed], list[Outcome], bool]:
+        """One message per incident (:mod:`.grouping`): returns the deliveries left to the
+        one-per-event path, the outcomes so far, and whether a retryable failure stopped it.
+        Each member's problem delivery stores the incident's thread as its receipt, so its
+        updates and recovery find the thread, also after a restart."""
+        policy = lane.cfg.group
+        assert policy is not None
+        by_id = {i.id: i for i in items}
+        batches, alone = grouping.plan(
+            [(i.id, i.event, i.thread) for i in items], lane.incidents, policy, self.clock()
+        )
+        outcomes: list[Outcome] = []
+        for batch in batches:
+            members = [by_id[i] for i in batch.ids]
+            g = batch.notice
+            wait = await self._pace(lane)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            event = g.leader if g.first else g.events[0]
+            try:
+                sent = await self._call(
+                    lane, channel.send(Notification(event, batch.thread, group=g))
+                )
+            except ChannelError as exc:
+                now = self.clock()
+                outcomes += [self._failure(lane, m, exc, now) for m in members]
+                if exc.retryable:
+                    return [], outcomes, True  # paused; the rest stay pending, untouched
+                continue
+            thread = grouping.receipt_of(g.key, sent) if batch.thread is None else batch.thread
+            incident = lane.incidents.get(g.key)
+            if thread is not None and (incident is None or g.first):
+                incident = lane.incidents[g.key] = grouping.Incident(g.key, thread, g.leader)
+            if incident is not None and dict(incident.receipt) == dict(thread or {}):
+                incident.record(g.events, self.clock())
+            for m in members:
+                keep = thread if m.event.kind is Kind.PROBLEM else None
+                outcomes.append(Done(m.id, keep))
+                self._delivered(lane, m)
+        return [by_id[i] for i in alone], outcomes, False
 
     async def _digest(
         self, lane: Lane, channel: EventChannel, items: Sequence[Claimed]
@@ -484,7 +547,7 @@ class Pipeline:
             now = self.clock()
             if lane.paused_until > now:
                 continue
-            async with self.outbox.claim(lane.name, 10_000, now) as claim:
+            async with self.outbox.claim(lane.name, 10_000, now, ordered=False) as claim:
                 if not claim.items and now < lane.next_apply:
                     continue
                 snapshot = StateSnapshot(

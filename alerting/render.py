@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from . import links
 from .events import Event, Kind, Severity, UpdateAction
 
 #: Zabbix's own Slack severity colours, and green for resolved.
@@ -33,14 +34,33 @@ _VERBS = {
 }
 
 
+def truncate(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start with a visible marker
+    saying how much is left out, ``… [truncated, 18,012 characters not shown]``, in
+    ``limit`` characters at most. The outbox keeps the full text; only a channel whose far
+    end refuses or cuts longer text truncates, to what it accepts."""
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    for _ in range(3):  # the marker's length depends on the number it shows
+        marker = f"… [truncated, {cut:,} characters not shown]"
+        keep = max(0, limit - len(marker))
+        if len(text) - keep == cut:
+            break
+        cut = len(text) - keep
+    return (text[:keep] + marker)[:limit]
+
+
 def thread_subject(event: Event) -> str:
     """The subject of the problem mail; follow-ups use ``Re:`` plus this, for threading."""
     return f"Problem: {event.name} on {event.host}"
 
 
-def title(event: Event) -> str:
-    """One line saying what happened."""
+def title(event: Event, *, resolved: bool = False) -> str:
+    """One line saying what happened; ``resolved``: a problem already resolved when shown."""
     if event.kind is Kind.PROBLEM:
+        if resolved:
+            return f"[Resolved] {event.name} on {event.host}"
         return f"[{event.severity.label}] {event.name} on {event.host}"
     if event.kind is Kind.RECOVERY:
         return f"[Resolved] {event.name} on {event.host}"
@@ -73,18 +93,22 @@ def fields(event: Event) -> list[tuple[str, str]]:
     return [(k, v) for k, v in pairs if v]
 
 
-def text_body(event: Event) -> str:
+def text_body(event: Event, *, resolved: bool = False) -> str:
     """Plain-text body for one event."""
-    lines = [title(event), ""]
+    lines = [title(event, resolved=resolved), ""]
     if event.update is not None and event.update.message:
         lines += [event.update.message, ""]
     lines += [f"{k}: {v}" for k, v in fields(event)]
+    back = links.text_lines(event)  # the event and its host in the Zabbix frontend
+    if back:
+        lines += ["", *back]
     return "\n".join(lines) + "\n"
 
 
-def html_body(event: Event) -> str:
+def html_body(event: Event, *, resolved: bool = False) -> str:
     """HTML body for one event (escaped; no external resources)."""
-    colour = RESOLVED_COLOUR if event.kind is Kind.RECOVERY else SEVERITY_COLOURS[event.severity]
+    done = resolved or event.kind is Kind.RECOVERY
+    colour = RESOLVED_COLOUR if done else SEVERITY_COLOURS[event.severity]
     rows = "".join(
         f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
         for k, v in fields(event)
@@ -94,8 +118,22 @@ def html_body(event: Event) -> str:
         note = f"<p>{html.escape(event.update.message)}</p>"
     return (
         f"<html><body><h3 style='border-left:6px solid {colour};padding-left:6px'>"
-        f"{html.escape(title(event))}</h3>{note}<table>{rows}</table></body></html>"
+        f"{html.escape(title(event, resolved=resolved))}</h3>{note}<table>{rows}</table>"
+        f"{html_links(event)}</body></html>"
     )
+
+
+def html_links(event: Event) -> str:
+    """``<p>`` with the links to the event and its host in the frontend, or ``""``."""
+    found = links.links(event)
+    anchors = []
+    if found.event:
+        anchors.append(f"<a href='{html.escape(found.event)}'>Open the event in Zabbix</a>")
+    if found.host:
+        anchors.append(
+            f"<a href='{html.escape(found.host)}'>Problems of {html.escape(event.host)}</a>"
+        )
+    return f"<p>{' · '.join(anchors)}</p>" if anchors else ""
 
 
 def digest_title(events: Sequence[Event]) -> str:
@@ -106,5 +144,9 @@ def digest_title(events: Sequence[Event]) -> str:
 
 
 def digest_text(events: Sequence[Event]) -> str:
-    """One line per event, in order."""
-    return "\n".join(title(e) for e in events) + "\n"
+    """One line per event, in order (with the event's link into Zabbix when known)."""
+    return "\n".join(_with_link(title(e), links.event_url(e)) for e in events) + "\n"
+
+
+def _with_link(line: str, url: str) -> str:
+    return f"{line} {url}" if url else line

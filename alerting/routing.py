@@ -12,9 +12,12 @@ delivery rows, in the transaction that accepts the follow-up) and stores what it
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from .config import Route
 from .events import Event, Kind
+
+if TYPE_CHECKING:  # the type only: reading the config validates towers' URLs with their drivers
+    from .config import Route
 
 
 def matches(route: Route, event: Event) -> bool:

@@ -11,10 +11,15 @@ There are two kinds of channel.
 **Event channels** (:class:`EventChannel`: mail, Slack) turn one event into one message.
 ``send(notification)`` returns an optional :data:`Receipt` — a small ``dict[str, str]`` such as
 ``{"channel": "C024BE91L", "ts": "1700000000.000100"}`` for Slack or ``{"message_id": ...}`` for
-mail. The pipeline stores the receipt of a *problem* in the same transaction that marks the
-delivery done, and hands it back as ``notification.thread`` for that problem's updates and
-recovery on the same channel, so threading never depends on Zabbix event tags. Per event, the
-pipeline sends problem → updates → recovery strictly in order on each channel.
+mail. The pipeline stores the receipt in the same transaction that marks the delivery done, and
+hands it back as ``notification.thread`` for the event's other deliveries on the same channel,
+so threading never depends on Zabbix event tags. Per event, the pipeline sends problem →
+updates → recovery strictly in that order on each channel, whatever order Zabbix delivered them
+in (its retries let a recovery overtake its problem): a follow-up waits for its problem
+(``follow_up_wait``), and only if none comes is it sent on its own. Then a channel that can
+return a receipt for it (Slack: the top-level "resolved" message) does, and the late problem
+gets that receipt as ``thread`` and edits that message instead of announcing an open problem.
+``notification.resolved`` says when the event is already resolved.
 
 **State channels** (:class:`StateChannel`: PATLITE towers) show the state of *all* open problems
 routed to them, not one event. They implement ``apply(snapshot)`` instead of ``send``:
@@ -70,6 +75,8 @@ from ..events import Event, Severity, Tag
 if TYPE_CHECKING:
     import aiohttp
 
+    from ..grouping import GroupNotice
+
 #: Opaque per-channel reference to a sent message, stored by the pipeline (JSON object of str).
 Receipt = Mapping[str, str]
 
@@ -100,11 +107,18 @@ class Notification:
         was sent here (updates and recovery reply to it); None for problems or if it never went.
     :ivar digest: when a storm is in progress, the events folded into this one message (the
         first is also ``event``); empty for an ordinary single-event message.
+    :ivar resolved: the event is already resolved as far as the bridge knows (a recovery or a
+        close was accepted, possibly before this problem or update arrived): a problem is then
+        shown resolved and an update must not make it look open again.
     """
 
     event: Event
     thread: Receipt | None = None
     digest: tuple[Event, ...] = ()
+    resolved: bool = False
+    #: one incident, one conversation: set when the channel groups events (``group:``), for
+    #: an incident's first message, new members joining it, and its members' follow-ups
+    group: GroupNotice | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,19 @@ Settings: ``host``, ``port`` (default by security: 25 / 587 / 465), ``security``
 (``none`` | ``starttls`` | ``tls``), ``username``, ``password``, ``from``, ``to`` (list),
 ``timeout`` (s, default 30), ``verify`` (TLS certificate check, default true),
 ``domain`` (right-hand side of Message-IDs; default the sender's domain).
+
+Order: a follow-up threads by the problem's deterministic Message-ID, so it threads even when
+it reaches the mailbox before the problem mail (the pipeline holds it back for a while first).
+A problem whose event is already resolved when it is sent says so in its body; its subject
+stays the thread's subject. Subjects longer than :data:`SUBJECT_MAX` characters are truncated
+with a visible marker; bodies are sent whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import ssl
 import time
 from collections.abc import Mapping
@@ -28,12 +35,15 @@ from typing import Any
 
 import aiosmtplib
 
-from .. import render
-from ..config import ConfigError
+from .. import grouping, render
 from ..events import Event, Kind
+from ..templating import Renderer, Text
 from .base import ChannelError, ChannelResources, Notification, Receipt
+from .settings import MAIL, check
 
-_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+#: Longest subject, in characters: long ones are folded over many header lines and cut by
+#: clients anyway. The body has no such limit (the MIME encoder wraps long lines).
+SUBJECT_MAX = 200
 #: A session idle longer than this is reopened rather than trusted (servers drop idle ones).
 IDLE_RECONNECT = 20.0
 
@@ -99,6 +109,7 @@ class MailChannel:
         self.timeout = timeout
         self.verify = verify
         self.domain = domain
+        self.renderer = Renderer(name)  # the channel's templates: set by the app
         self._smtp: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
 
@@ -111,26 +122,46 @@ class MailChannel:
         msg["Date"] = formatdate(localtime=False)
         msg["X-Kyoten-Event"] = f"{event.event_id} {event.kind.value}"
         if n.digest:
-            msg["Subject"] = render.digest_title(n.digest)
+            digest = self.renderer.digest_text(
+                n.digest, Text(render.digest_title(n.digest), render.digest_text(n.digest))
+            )
+            msg["Subject"] = render.truncate(digest.subject, SUBJECT_MAX)
             msg["Message-ID"] = (
                 "<kyoten.digest."
                 + hashlib.sha256("|".join(e.dedup_key for e in n.digest).encode()).hexdigest()[:20]
                 + f"@{self.domain}>"
             )
-            msg.set_content(render.digest_text(n.digest))
+            msg.set_content(digest.body.lstrip("\n") + "\n")
             return msg
+        if n.group is not None or grouping.RECEIPT_KEY in (n.thread or {}):
+            from .mail_group import compose_group  # one incident, one mail thread
+
+            return compose_group(self, n, msg)
         problem_id = problem_message_id(event.event_id, self.domain)
+        body = render.text_body(event, resolved=n.resolved)
         if event.kind is Kind.PROBLEM:
-            msg["Subject"] = render.thread_subject(event)
+            shaped = self.renderer.event_text(
+                event, Text(render.thread_subject(event), body), resolved=n.resolved
+            )
+            msg["Subject"] = render.truncate(shaped.subject, SUBJECT_MAX)
             msg["Message-ID"] = problem_id
+            body = shaped.body.lstrip("\n")
         else:
-            subject = (n.thread or {}).get("subject") or render.thread_subject(event)
-            msg["Subject"] = f"Re: {subject}"
+            subject = render.truncate(render.thread_subject(event), SUBJECT_MAX)
+            msg["Subject"] = f"Re: {(n.thread or {}).get('subject') or subject}"
             msg["Message-ID"] = followup_message_id(event, self.domain)
             msg["In-Reply-To"] = problem_id
             msg["References"] = problem_id
-        msg.set_content(render.text_body(event))
-        msg.add_alternative(render.html_body(event), subtype="html")
+            body = self.renderer.event_text(event, Text.of(body), resolved=n.resolved).full
+        msg.set_content(body.rstrip("\n") + "\n")
+        if self.renderer.is_default(event.kind.value):
+            msg.add_alternative(render.html_body(event, resolved=n.resolved), subtype="html")
+        else:  # the operator's text, as written, with the links
+            msg.add_alternative(
+                f"<html><body><pre>{html.escape(body)}</pre>{render.html_links(event)}"
+                "</body></html>",
+                subtype="html",
+            )
         return msg
 
     async def _client(self) -> aiosmtplib.SMTP:
@@ -189,59 +220,18 @@ class MailChannel:
 
 
 def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -> MailChannel:
-    """Validate ``settings`` and build the channel."""
-    errors: list[str] = []
-    path = f"channels.{name}"
-    known = {
-        "host",
-        "port",
-        "security",
-        "username",
-        "password",
-        "from",
-        "to",
-        "timeout",
-        "verify",
-        "domain",
-    }
-    for key in settings:
-        if key not in known:
-            errors.append(f"{path}.{key}: unknown mail setting")
-    security = settings.get("security", "starttls")
-    if security not in _PORTS:
-        errors.append(f"{path}.security: must be none, starttls or tls")
-        security = "none"
-    host = settings.get("host")
-    if not isinstance(host, str) or not host:
-        errors.append(f"{path}.host: required")
-    sender = settings.get("from")
-    if not isinstance(sender, str) or "@" not in sender:
-        errors.append(f"{path}.from: required, an e-mail address")
-        sender = "kyoten@localhost"
-    to = settings.get("to", [])
-    if isinstance(to, str):
-        to = [to]
-    if not to or not all(isinstance(t, str) and "@" in t for t in to):
-        errors.append(f"{path}.to: one or more e-mail addresses")
-    username = settings.get("username", "")
-    password = settings.get("password", "")
-    if bool(username) != bool(password):
-        errors.append(f"{path}: username and password go together")
-    port = settings.get("port", _PORTS[security])
-    if not isinstance(port, int) or not 0 < port < 65536:
-        errors.append(f"{path}.port: must be 1-65535")
-    if errors:
-        raise ConfigError(errors)
+    """Validate ``settings`` (:data:`.settings.MAIL`, every problem at once) and build."""
+    v = check(MAIL, name, settings)
     return MailChannel(
         name,
-        host=str(host),
-        port=int(port),
-        security=security,
-        username=str(username),
-        password=str(password),
-        sender=sender,
-        to=tuple(to),
-        timeout=float(settings.get("timeout", 30)),
-        verify=bool(settings.get("verify", True)),
-        domain=str(settings.get("domain") or sender.rpartition("@")[2]),
+        host=v["host"],
+        port=v["port"],
+        security=v["security"],
+        username=v["username"],
+        password=v["password"],
+        sender=v["from"],
+        to=v["to"],
+        timeout=v["timeout"],
+        verify=v["verify"],
+        domain=v["domain"] or v["from"].rpartition("@")[2],
     )

@@ -47,16 +47,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from kyoten.hardware.errors import TowerConfigError, TowerError, UnsupportedState
+from kyoten.hardware.errors import TowerError, UnsupportedState
 from kyoten.hardware.model import COLOURS, Colour, Light, TowerState
-from kyoten.hardware.tower import Tower, build_codec, open_tower
+from kyoten.hardware.tower import Tower, open_tower
 
-from ..config import ConfigError
 from ..tower_policy import SEVERITY_NAMES, Problem, TowerPolicy, decide, next_change
 from .base import ChannelError, ChannelResources, OpenProblem, StateSnapshot
+from .settings import TOWER, check
 
-SETTINGS = ("url", "username", "password", "timeout", "retries", "readback",
-            "colours", "idle", "buzzer", "silence_after")  # fmt: skip
+#: The tower's settings, in the order they are documented (declared in :data:`.settings.TOWER`)
+SETTINGS = tuple(TOWER.fields)
 
 
 def problems_of(snapshot: tuple[OpenProblem, ...]) -> list[Problem]:
@@ -183,64 +183,27 @@ def _with_credentials(url: str, username: str, password: str) -> str:
 
 
 def build(name: str, settings: Mapping[str, Any], resources: ChannelResources) -> TowerChannel:
-    """Validate ``settings`` (every problem at once) and make the channel."""
-    errors: list[str] = []
-    where = f"channels.{name}"
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        errors.append(f"{where}: unknown key {', '.join(unknown)}; valid: {', '.join(SETTINGS)}")
-    url = settings.get("url")
-    if not isinstance(url, str) or not url:
-        errors.append(f"{where}.url: required, e.g. pns://10.0.0.5:10000?model=nh")
-        url = ""
-    else:
-        try:
-            build_codec(url)
-        except TowerConfigError as exc:
-            errors.append(f"{where}.url: {exc}")
-    password = settings.get("password")
-    if password is not None:
-        if urlsplit(url).scheme not in ("http", "https"):
-            errors.append(f"{where}.password: only HTTP towers take a password")
-        else:
-            url = _with_credentials(url, str(settings.get("username", "admin")), str(password))
-    timeout = settings.get("timeout", 3.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        errors.append(f"{where}.timeout: must be positive seconds, got {timeout!r}")
-        timeout = 3.0
-    retries = settings.get("retries", 0)  # accepted so old files load; see the module docstring
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        errors.append(f"{where}.retries: must be a whole number >= 0, got {retries!r}")
-    readback = settings.get("readback", True)
-    if not isinstance(readback, bool):
-        errors.append(f"{where}.readback: must be true or false, got {readback!r}")
-    try:
-        policy = TowerPolicy.from_settings(settings)
-    except TowerConfigError as exc:
-        errors.extend(f"{where}: {e}" for e in str(exc).split("; "))
-    if not errors:
-        codec = build_codec(url)
-        if policy.buzzer > codec.max_buzzer:
-            errors.append(
-                f"{where}.buzzer: {codec.name} has buzzer patterns 1..{codec.max_buzzer}, "
-                f"not {policy.buzzer}"
-            )
-    if errors:
-        raise ConfigError(errors)
-    if retries:
+    """Validate ``settings`` (:data:`.settings.TOWER`, every problem at once) and make the
+    channel."""
+    v = check(TOWER, name, settings)
+    url = v["url"]
+    if v["password"] is not None:
+        url = _with_credentials(url, v["username"], v["password"])
+    policy = TowerPolicy.from_settings(v)
+    if v["retries"]:
         resources.log.warning(
             "%s: retries: %s ignored; the bridge tries a tower once per apply and retries with "
-            "the pipeline's retry policy", name, retries,
+            "the pipeline's retry policy", name, v["retries"],
         )  # fmt: skip
     # One attempt per command: the pipeline owns retrying (see the module docstring).
-    tower = open_tower(url, timeout=float(timeout), retries=0, session=resources.http)
+    tower = open_tower(url, timeout=v["timeout"], retries=0, session=resources.http)
     lacking = missing_lamps(tower, policy)
     if lacking:  # not an error: the routes may never send those severities to this tower
         resources.log.warning(
             "%s: %s has no lamp for the colour of %s; those problems will not show there "
             "(set colours:)", name, tower.url, ", ".join(lacking)
         )  # fmt: skip
-    return TowerChannel(name, tower, policy, resources, readback=bool(readback))
+    return TowerChannel(name, tower, policy, resources, readback=v["readback"])
 
 
 def _has_lamp(tower: Tower, colour: Colour) -> bool:

@@ -2,9 +2,10 @@
 
 The pipeline talks to :class:`Outbox` only; :mod:`.sqlite` and :mod:`.postgres` implement it.
 Both backends import this module and nothing of each other, so the logic they must agree on —
-what a stored row holds, what an event does to its open-problem rows and to a channel's receipt
-— is written once here, and a backend keeps only its SQL, its transactions and its engine
-(group commit, row locks). Which channels an event is delivered to is decided by
+what a stored row holds, how one event's messages fold into its state whatever order they
+arrive in (:func:`fold`), what that does to its open-problem rows and to a channel's receipt —
+is written once here, and a backend keeps only its SQL, its transactions and its engine (group
+commit, row locks). Which channels an event is delivered to is decided by
 :func:`kyoten.alerting.routing.fan_out`; a backend only reads what that function needs.
 
 Nothing here does I/O (no database driver is imported: an import-linter contract in
@@ -36,18 +37,22 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A pending delivery handed to the pipeline, with the problem's receipt if any."""
+    """A pending delivery handed to the pipeline, with the receipt its follow-ups thread
+    under (the problem's message, or the one a recovery sent before its problem arrived) and
+    whether the event is already resolved (a recovery or a close was accepted, in any order)."""
 
     id: int
     event: Event
     attempts: int
     created_at: float
     thread: Receipt | None
+    resolved: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """Delivered; ``receipt`` (for a problem) is kept for its follow-ups."""
+    """Delivered; ``receipt`` (a message later deliveries of the event thread under or edit)
+    is kept for the event's other deliveries on the channel."""
 
     id: int
     receipt: Receipt | None = None
@@ -133,12 +138,28 @@ class Outbox(Protocol):
 
     async def accept(self, event: Event, channels: Sequence[str], now: float) -> Accepted:
         """Store ``event`` with one delivery per channel (plus the channels its problem went
-        to, for a follow-up), update the open problems; commit before returning."""
+        to, for a follow-up; for a problem that came after follow-ups, those follow-ups go to its
+        channels too), fold it into its event's state and bring the open problems in line with
+        that state; commit before returning."""
         ...
 
-    def claim(self, channel: str, limit: int, now: float) -> AbstractAsyncContextManager[Claim]:
-        """Due deliveries of ``channel`` whose earlier deliveries for the same event are
-        finished (per-event order), oldest first, locked against other bridges."""
+    def claim(
+        self,
+        channel: str,
+        limit: int,
+        now: float,
+        *,
+        ordered: bool = True,
+        follow_up_wait: float = 0.0,
+    ) -> AbstractAsyncContextManager[Claim]:
+        """Due deliveries of ``channel``, oldest first, locked against other bridges.
+
+        ``ordered`` (event channels): only a delivery whose event has no pending delivery on
+        the channel that comes before it in the event's own order — problem, then updates,
+        then recovery, whatever order they arrived in — and a follow-up only once its problem
+        is accepted, or has a receipt here, or has waited ``follow_up_wait`` seconds (Zabbix
+        retries each alert on its own, so a recovery can overtake its problem). Unordered
+        (state channels, which show a snapshot): every due delivery."""
         ...
 
     async def due(self, channel: str, now: float, limit: int) -> int:
@@ -173,6 +194,97 @@ class Outbox(Protocol):
         ...
 
 
+# -- one event's state, whatever order its messages arrive in -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventState:
+    """What the outbox knows of one Zabbix event, folded from every message accepted for it.
+
+    Zabbix retries each alert on its own (``alert-path.md`` §d), so a recovery can arrive
+    before its problem and an acknowledgement after the recovery, each possibly twice.
+    :func:`fold` is commutative, associative and idempotent, so the state after a set of
+    messages is the same in every arrival order, duplicates included:
+
+    * ``problem`` and ``resolved`` only ever become true. A recovery or a close resolves the
+      event for good: Zabbix opens a new event id for a new problem, so nothing re-opens one.
+    * ``acknowledged`` and ``severity`` are last-writer-wins registers, ordered by their
+      ``*_stamp``: the problem is below every update, updates are ordered by the time Zabbix
+      gives them (``{EVENT.UPDATE.DATE} {EVENT.UPDATE.TIME}``), then by dedup key.
+    """
+
+    problem: bool = False
+    resolved: bool = False
+    acknowledged: bool = False
+    ack_stamp: str = ""
+    severity: int = 0
+    sev_stamp: str = ""
+
+    @property
+    def seen(self) -> bool:
+        """Whether any message of the event was accepted (every message sets something)."""
+        return self.problem or self.resolved or bool(self.sev_stamp)
+
+    def row(self, event_id: str, now: float) -> tuple[Any, ...]:
+        """``event_state`` row: ``(event_id, problem, resolved, acknowledged, ack_stamp,
+        severity, sev_stamp, changed_at)``."""
+        return (event_id, self.problem, self.resolved, self.acknowledged, self.ack_stamp,
+                self.severity, self.sev_stamp, now)  # fmt: skip
+
+
+#: Columns of an ``event_state`` row as :meth:`EventState.row` builds it.
+STATE_COLUMNS = (
+    "event_id, problem, resolved, acknowledged, ack_stamp, severity, sev_stamp, changed_at"
+)
+
+
+def state_from_row(row: Sequence[Any]) -> EventState:
+    """``(problem, resolved, acknowledged, ack_stamp, severity, sev_stamp)``."""
+    return EventState(bool(row[0]), bool(row[1]), bool(row[2]), row[3], int(row[4]), row[5])
+
+
+def _stamp(event: Event) -> str:
+    """Where ``event`` stands among the writers of the registers ("" writes nothing)."""
+    if event.kind is Kind.PROBLEM:
+        return "0"
+    if event.kind is Kind.UPDATE:
+        assert event.update is not None
+        return f"1 {event.update.at}\x1f{event.dedup_key}"
+    return ""  # a recovery ends the event; it changes neither register
+
+
+def _ack(event: Event) -> bool | None:
+    """The acknowledged flag ``event`` sets, or None."""
+    if event.kind is Kind.PROBLEM:
+        return event.acknowledged
+    if event.update is None:
+        return None
+    acts = event.update.actions
+    if UpdateAction.UNACKNOWLEDGE in acts:
+        return False
+    return True if UpdateAction.ACKNOWLEDGE in acts else None
+
+
+def fold(state: EventState, event: Event) -> EventState:
+    """``state`` after ``event`` (see :class:`EventState`; pure, order-independent)."""
+    ack, ack_stamp = state.acknowledged, state.ack_stamp
+    severity, sev_stamp = state.severity, state.sev_stamp
+    stamp = _stamp(event)
+    if stamp > sev_stamp:
+        severity, sev_stamp = int(event.severity), stamp
+    new_ack = _ack(event)
+    if new_ack is not None and stamp > ack_stamp:
+        ack, ack_stamp = new_ack, stamp
+    return EventState(
+        problem=state.problem or event.kind is Kind.PROBLEM,
+        resolved=state.resolved or event.closes,
+        acknowledged=ack,
+        ack_stamp=ack_stamp,
+        severity=severity,
+        sev_stamp=sev_stamp,
+    )
+
+
 # -- rows, built the same way by every backend ---------------------------------------------
 
 
@@ -189,38 +301,33 @@ def tags_json(event: Event) -> str:
     return json.dumps([[t.tag, t.value] for t in event.tags])
 
 
-def open_problem_change(event: Event) -> tuple[Literal["open", "close", "update"], bool | None]:
-    """What ``event`` does to its open-problem rows: ("open"|"close"|"update", the
-    acknowledged flag it sets, or None to keep the stored one)."""
-    if event.closes:
-        return "close", None
-    if event.kind is Kind.PROBLEM:
-        return "open", event.acknowledged
-    assert event.update is not None
-    acts = event.update.actions
-    ack = (
-        False
-        if UpdateAction.UNACKNOWLEDGE in acts
-        else True
-        if UpdateAction.ACKNOWLEDGE in acts
-        else None
-    )
-    return "update", ack
-
-
 def open_problem_rows(
-    event: Event, channels: Sequence[str], acknowledged: bool, now: float
+    event: Event, channels: Sequence[str], state: EventState, now: float
 ) -> list[tuple[Any, ...]]:
-    """``open_problems`` rows opening (or refreshing) ``event`` on each of ``channels``:
-    ``(channel, event_id, severity, name, host, acknowledged, opened_at, changed_at, tags)``."""
-    if not channels:
+    """``open_problems`` rows opening ``event`` on each of ``channels`` with the event's folded
+    ``state`` (none once it is resolved): ``(channel, event_id, severity, name, host,
+    acknowledged, opened_at, changed_at, tags)``."""
+    if not channels or state.resolved:
         return []
     tags = tags_json(event)
     return [
-        (c, event.event_id, int(event.severity), event.name, event.host, acknowledged, now,
+        (c, event.event_id, state.severity, event.name, event.host, state.acknowledged, now,
          now, tags)
         for c in channels
     ]  # fmt: skip
+
+
+def open_problem_change(old: EventState, new: EventState) -> Literal["close", "update"] | None:
+    """What the event's existing ``open_problems`` rows need after its state went from ``old``
+    to ``new``: "close" (delete them all, on every channel), "update" (write the new severity
+    and acknowledged flag, and the time of the change, into all of them), or nothing. Rows for
+    the channels of the event being accepted are inserted first (:func:`open_problem_rows`,
+    keeping rows that exist)."""
+    if new.resolved:
+        return "close" if not old.resolved else None
+    if old.seen and (old.severity, old.acknowledged) != (new.severity, new.acknowledged):
+        return "update"
+    return None
 
 
 def open_problem_from_row(row: Sequence[Any]) -> OpenProblem:
@@ -245,12 +352,11 @@ def dead_letter_from_row(row: Sequence[Any]) -> DeadLetter:
     )
 
 
-def receipt_change(outcome: Done | Muted, event: Event) -> Literal["store", "drop"] | None:
-    """What a finished delivery of ``event`` does to its channel's receipt for the event:
-    "store" ``outcome.receipt`` (a problem delivered with one: its follow-ups thread under it),
-    "drop" it (the problem ended), or nothing."""
-    if isinstance(outcome, Done) and outcome.receipt and event.kind is Kind.PROBLEM:
+def receipt_change(outcome: Done | Muted) -> Literal["store"] | None:
+    """What a finished delivery does to its channel's receipt for the event: "store" the
+    receipt the channel returned (a problem's message, or a recovery sent before its problem
+    arrived, which the late problem then edits). Receipts are kept while the event is
+    remembered — a late update still threads under the problem — and purged with it."""
+    if isinstance(outcome, Done) and outcome.receipt:
         return "store"
-    if event.closes:
-        return "drop"
     return None

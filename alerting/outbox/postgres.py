@@ -14,8 +14,11 @@ clustering of our own: the database's row locks are the coordination.
   earlier delivery of its event on that channel is pending in committed state, and a problem
   being sent by the other bridge is still pending until that bridge commits.
 * **Site loss**: each bridge reconnects on its own; with a multi-host conninfo
-  (``host=a,b target_session_attrs=read-write``) it follows the promoted primary. Either bridge
-  alone drains everything.
+  (``host=a,b target_session_attrs=read-write``) it follows the promoted primary, answering 503
+  (not stored) while there is no writable primary. Either bridge alone drains everything. The
+  deliveries a dead bridge had claimed are released when the server sees its connection go:
+  at once for a killed process (``tests/alerting/test_site_loss.py`` measures the survivor's
+  pick-up), within about 25 s for a lost host (the session's TCP keepalives, set here).
 * **Rate limits** are shared: a channel's token bucket is a row of ``kyoten_pace``, taken with
   one atomic upsert on the database's clock, so two bridges sending to one Slack channel keep
   to its configured rate together instead of twice it.
@@ -37,10 +40,12 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from ..canary import OWN_ID_PREFIX
 from ..channels.base import OpenProblem
 from ..events import Event, Kind, event_from_json
 from ..routing import fan_out
 from .core import (
+    STATE_COLUMNS,
     Accepted,
     Backlog,
     Claim,
@@ -53,14 +58,23 @@ from .core import (
     Retry,
     dead_letter_from_row,
     delivery_rows,
+    fold,
     open_problem_change,
     open_problem_from_row,
     open_problem_rows,
     receipt_change,
+    state_from_row,
 )
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
+
+#: Server-side keepalives of each session (user-settable, no privilege needed).
+_KEEPALIVES = (
+    "SELECT set_config('tcp_keepalives_idle', '10', false),"
+    " set_config('tcp_keepalives_interval', '5', false),"
+    " set_config('tcp_keepalives_count', '3', false)"
+)
 
 _SCHEMA_LOCK = 0x6B796F74  # "kyot": serialises schema creation by two bridges starting at once
 
@@ -114,18 +128,61 @@ CREATE TABLE IF NOT EXISTS kyoten_open_problems (
     tags text NOT NULL,
     PRIMARY KEY (channel, event_id)
 );
+CREATE TABLE IF NOT EXISTS kyoten_event_state (
+    event_id text PRIMARY KEY,
+    problem boolean NOT NULL DEFAULT false,
+    resolved boolean NOT NULL DEFAULT false,
+    acknowledged boolean NOT NULL DEFAULT false,
+    ack_stamp text NOT NULL DEFAULT '',
+    severity integer NOT NULL DEFAULT 0,
+    sev_stamp text NOT NULL DEFAULT '',
+    changed_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kyoten_canary_receipts (
+    token text PRIMARY KEY,
+    received_at double precision NOT NULL,
+    node text NOT NULL
+);
 """
 
-_CLAIM = """
-SELECT d.id, d.attempts, d.created_at, e.body, r.receipt
+# An outbox written before kyoten_event_state existed: each event's state from the other tables.
+_MIGRATE = """
+INSERT INTO kyoten_event_state
+SELECT e.event_id, bool_or(e.kind = 'problem'), bool_or(e.kind = 'recovery'),
+       coalesce((SELECT bool_or(o.acknowledged) FROM kyoten_open_problems o
+                 WHERE o.event_id = e.event_id), false), '0',
+       coalesce((SELECT max(o.severity) FROM kyoten_open_problems o
+                 WHERE o.event_id = e.event_id), 0), '0', max(e.accepted_at)
+FROM kyoten_events e GROUP BY e.event_id
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+# A delivery's place in its event's order: problem, updates, recovery (then arrival).
+_RANK = "(CASE {0}.kind WHEN 'problem' THEN 0 WHEN 'update' THEN 1 ELSE 2 END)"
+
+_CLAIM = f"""
+SELECT d.id, d.attempts, d.created_at, e.body, r.receipt, coalesce(s.resolved, false)
 FROM kyoten_deliveries d
 JOIN kyoten_events e ON e.seq = d.seq
 LEFT JOIN kyoten_receipts r ON r.channel = d.channel AND r.event_id = d.event_id
+LEFT JOIN kyoten_event_state s ON s.event_id = d.event_id
 WHERE d.channel = %s AND d.status = 'pending' AND d.next_at <= %s
-  AND NOT EXISTS (
-    SELECT 1 FROM kyoten_deliveries p
-    WHERE p.channel = d.channel AND p.event_id = d.event_id
-      AND p.status = 'pending' AND p.id < d.id)
+  AND (e.kind = 'problem' OR s.problem OR r.receipt IS NOT NULL OR d.created_at <= %s)
+  AND (e.kind = 'problem' OR NOT EXISTS (  -- nothing comes before a problem
+    SELECT 1 FROM kyoten_deliveries p JOIN kyoten_events pe ON pe.seq = p.seq
+    WHERE p.channel = d.channel AND p.event_id = d.event_id AND p.status = 'pending'
+      AND ({_RANK.format("pe")} < {_RANK.format("e")}
+           OR {_RANK.format("pe")} = {_RANK.format("e")} AND p.id < d.id)))
+ORDER BY d.id
+LIMIT %s
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+# State channels show a snapshot of the open problems: every due delivery, in no event order.
+_CLAIM_ANY = """
+SELECT d.id, d.attempts, d.created_at, e.body, NULL, false
+FROM kyoten_deliveries d JOIN kyoten_events e ON e.seq = d.seq
+WHERE d.channel = %s AND d.status = 'pending' AND d.next_at <= %s
 ORDER BY d.id
 LIMIT %s
 FOR UPDATE OF d SKIP LOCKED
@@ -141,6 +198,28 @@ SELECT count(*) FROM (
 _PROBLEM_WENT_TO = """
 SELECT DISTINCT d.channel FROM kyoten_events e JOIN kyoten_deliveries d ON d.seq = e.seq
 WHERE e.event_id = %s AND e.kind = 'problem'
+"""
+
+# A problem accepted after follow-ups of its event: they go where the problem goes too.
+_BACKFILL = """
+INSERT INTO kyoten_deliveries (seq, channel, event_id, next_at, created_at)
+SELECT seq, %s, event_id, %s, %s FROM kyoten_events WHERE event_id = %s AND kind <> 'problem'
+ON CONFLICT (seq, channel) DO NOTHING
+"""
+
+# The event's state row, created if missing and locked until the transaction ends: every
+# message of one event takes this lock first, so two bridges accepting messages of the same
+# event (a recovery here, its problem there) fold them one after the other, never both from
+# the same old state. Returns the state as it was.
+_LOCK_STATE = """
+INSERT INTO kyoten_event_state (event_id, changed_at) VALUES (%s, %s)
+ON CONFLICT (event_id) DO UPDATE SET event_id = EXCLUDED.event_id
+RETURNING problem, resolved, acknowledged, ack_stamp, severity, sev_stamp
+"""
+
+_WRITE_STATE = f"""
+UPDATE kyoten_event_state SET ({STATE_COLUMNS}) = (%s, %s, %s, %s, %s, %s, %s, %s)
+WHERE event_id = %s
 """
 
 # One token taken from a channel's bucket shared by every bridge: refill by the time passed
@@ -177,19 +256,12 @@ class _PgClaim:
                     " attempts=attempts+1 WHERE id=%s",
                     ("done" if isinstance(o, Done) else "muted", now, self.node, o.id),
                 )
-                event = by_id[o.id].event
-                change = receipt_change(o, event)
-                if change == "store":
+                if receipt_change(o) == "store":
                     assert isinstance(o, Done) and o.receipt is not None
                     await self.conn.execute(
                         "INSERT INTO kyoten_receipts VALUES (%s, %s, %s) ON CONFLICT"
                         " (channel, event_id) DO UPDATE SET receipt = EXCLUDED.receipt",
-                        (self.channel, event.event_id, json.dumps(dict(o.receipt))),
-                    )
-                elif change == "drop":
-                    await self.conn.execute(
-                        "DELETE FROM kyoten_receipts WHERE channel=%s AND event_id=%s",
-                        (self.channel, event.event_id),
+                        (self.channel, by_id[o.id].event.event_id, json.dumps(dict(o.receipt))),
                     )
             elif isinstance(o, Retry):
                 await self.conn.execute(
@@ -241,6 +313,10 @@ class PostgresOutbox:
                     autocommit=True,
                     application_name=f"kyoten-bridge {self.node} {role}"[:63],
                 )
+                # A bridge whose host is lost sends no RST: the server finds out by TCP
+                # keepalives (~25 s with these) and only then releases the deliveries that
+                # bridge had claimed, for the other one to take.
+                await conn.execute(_KEEPALIVES)
             except psycopg.OperationalError as exc:
                 # libpq's message can quote the conninfo; keep only its first line's gist.
                 raise ConnectionError(
@@ -263,7 +339,11 @@ class PostgresOutbox:
     async def open(self) -> None:
         async def schema(conn: Conn) -> None:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            cur = await conn.execute("SELECT to_regclass('kyoten_event_state') IS NULL")
+            fresh = (await cur.fetchone()) == (True,)
             await conn.execute(SCHEMA)
+            if fresh:
+                await conn.execute(_MIGRATE)
 
         await self._run("misc", schema)
         self._intake_task = asyncio.create_task(self._intake_loop(), name="outbox-intake")
@@ -311,30 +391,55 @@ class PostgresOutbox:
     async def accept(self, event: Event, channels: Sequence[str], now: float) -> Accepted:
         body = json.dumps(event.to_json(), separators=(",", ":"))
         follow_up = event.kind is not Kind.PROBLEM  # only a follow-up needs where its problem went
+        eid = event.event_id
 
         async def run(conn: Conn) -> Accepted:
             cur = await conn.execute(
                 "INSERT INTO kyoten_events (dedup_key, event_id, kind, body, accepted_at)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING seq",
-                (event.dedup_key, event.event_id, event.kind.value, body, now),
+                (event.dedup_key, eid, event.kind.value, body, now),
             )
             row = await cur.fetchone()
             if row is None:
                 return Accepted(False, ())
             seq = row[0]
+            # First the event's lock: what follows sees the other bridge's messages of this
+            # event committed (READ COMMITTED: each statement takes a fresh snapshot).
+            cur = await conn.execute(_LOCK_STATE, (eid, now))
+            locked = await cur.fetchone()
+            assert locked is not None
+            old = state_from_row(locked)
             went_to: Iterable[str] = ()
             if follow_up:
-                cur = await conn.execute(_PROBLEM_WENT_TO, (event.event_id,))
+                cur = await conn.execute(_PROBLEM_WENT_TO, (eid,))
                 rows = await cur.fetchall()
                 went_to = (c for (c,) in rows)
             targets = fan_out(event, channels, went_to)
+            new = fold(old, event)
             async with conn.cursor() as c:
                 await c.executemany(
                     "INSERT INTO kyoten_deliveries (seq, channel, event_id, next_at, created_at)"
                     " VALUES (%s, %s, %s, %s, %s)",
-                    delivery_rows(seq, event.event_id, targets, now),
+                    delivery_rows(seq, eid, targets, now),
                 )
-            await self._track(conn, event, targets, now)
+                if not follow_up and old.seen:  # follow-ups came first: they go here too
+                    await c.executemany(_BACKFILL, [(t, now, now, eid) for t in targets])
+                await c.executemany(
+                    "INSERT INTO kyoten_open_problems VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (channel, event_id) DO NOTHING",
+                    open_problem_rows(event, targets, new, now),
+                )
+            if new != old:
+                await conn.execute(_WRITE_STATE, (*new.row(eid, now), eid))
+            change = open_problem_change(old, new)
+            if change == "close":
+                await conn.execute("DELETE FROM kyoten_open_problems WHERE event_id=%s", (eid,))
+            elif change == "update":
+                await conn.execute(
+                    "UPDATE kyoten_open_problems SET severity=%s, acknowledged=%s, changed_at=%s"
+                    " WHERE event_id=%s",
+                    (new.severity, new.acknowledged, now, eid),
+                )
             return Accepted(True, targets)
 
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
@@ -342,38 +447,31 @@ class PostgresOutbox:
         self._intake_wake.set()
         return await future
 
-    @staticmethod
-    async def _track(conn: Conn, event: Event, channels: Sequence[str], now: float) -> None:
-        change, ack = open_problem_change(event)
-        if change == "close":
-            for c in channels:
-                await conn.execute(
-                    "DELETE FROM kyoten_open_problems WHERE channel=%s AND event_id=%s",
-                    (c, event.event_id),
-                )
-            return
-        for row in open_problem_rows(event, channels, bool(ack), now):
-            await conn.execute(
-                "INSERT INTO kyoten_open_problems VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (channel, event_id) DO UPDATE SET severity = EXCLUDED.severity,"
-                " acknowledged = CASE WHEN %s::boolean IS NULL"
-                " THEN kyoten_open_problems.acknowledged ELSE EXCLUDED.acknowledged END,"
-                " changed_at = EXCLUDED.changed_at",
-                (*row, ack),
-            )
-
     # -- delivery ------------------------------------------------------------------------
 
-    def claim(self, channel: str, limit: int, now: float) -> AbstractAsyncContextManager[Claim]:
-        return self._claim(channel, limit, now)
+    def claim(
+        self,
+        channel: str,
+        limit: int,
+        now: float,
+        *,
+        ordered: bool = True,
+        follow_up_wait: float = 0.0,
+    ) -> AbstractAsyncContextManager[Claim]:
+        return self._claim(channel, limit, now, ordered, follow_up_wait)
 
     @asynccontextmanager
-    async def _claim(self, channel: str, limit: int, now: float) -> AsyncIterator[_PgClaim]:
+    async def _claim(
+        self, channel: str, limit: int, now: float, ordered: bool, follow_up_wait: float
+    ) -> AsyncIterator[_PgClaim]:
         role = f"lane:{channel}"
         async with self._lock(role):
             conn = await self._conn(role)
             async with conn.transaction():
-                cur = await conn.execute(_CLAIM, (channel, now, limit))
+                if ordered:
+                    cur = await conn.execute(_CLAIM, (channel, now, now - follow_up_wait, limit))
+                else:
+                    cur = await conn.execute(_CLAIM_ANY, (channel, now, limit))
                 items = [
                     Claimed(
                         id=r[0],
@@ -381,6 +479,7 @@ class PostgresOutbox:
                         created_at=r[2],
                         event=event_from_json(json.loads(r[3])),
                         thread=json.loads(r[4]) if r[4] else None,
+                        resolved=bool(r[5]),
                     )
                     for r in await cur.fetchall()
                 ]
@@ -478,7 +577,59 @@ class PostgresOutbox:
                 " (SELECT 1 FROM kyoten_deliveries d WHERE d.seq = e.seq)",
                 (before,),
             )
+            # A resolved event whose messages are all purged is forgotten with its receipts.
+            gone = (
+                "SELECT event_id FROM kyoten_event_state s WHERE resolved AND changed_at < %s"
+                " AND NOT EXISTS (SELECT 1 FROM kyoten_events e WHERE e.event_id = s.event_id)"
+            )
+            await conn.execute(f"DELETE FROM kyoten_receipts WHERE event_id IN ({gone})", (before,))
+            await conn.execute(
+                f"DELETE FROM kyoten_event_state WHERE event_id IN ({gone})", (before,)
+            )
             return cur.rowcount
+
+        return await self._run("misc", run)
+
+    # -- the alert-path canary's shared state (kyoten.alerting.canary_loop.CanaryStore) ------
+
+    async def record_canary(self, token: str, at: float, node: str) -> None:
+        """A canary came back to this bridge: any bridge sharing the outbox may have sent it."""
+
+        async def run(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO kyoten_canary_receipts VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (token, at, node),
+            )
+            # an hour of receipts is all any bridge's deadline can ask about
+            await conn.execute(
+                "DELETE FROM kyoten_canary_receipts WHERE received_at < %s", (at - 3600,)
+            )
+
+        await self._run("misc", run)
+
+    async def canary_receipts(self, tokens: Sequence[str]) -> dict[str, float]:
+        """When each of ``tokens`` reached any bridge."""
+
+        async def run(conn: Conn) -> dict[str, float]:
+            cur = await conn.execute(
+                "SELECT token, received_at FROM kyoten_canary_receipts WHERE token = ANY(%s)",
+                (list(tokens),),
+            )
+            return {str(t): float(at) for t, at in await cur.fetchall()}
+
+        return await self._run("misc", run)
+
+    async def open_own_alert(self) -> str | None:
+        """The id of a bridge's own alert that is open (problem seen, not resolved), if any."""
+
+        async def run(conn: Conn) -> str | None:
+            cur = await conn.execute(
+                "SELECT event_id FROM kyoten_event_state WHERE event_id LIKE %s AND problem"
+                " AND NOT resolved ORDER BY changed_at DESC LIMIT 1",
+                (OWN_ID_PREFIX + "%",),
+            )
+            row = await cur.fetchone()
+            return str(row[0]) if row else None
 
         return await self._run("misc", run)
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -44,6 +43,7 @@ from ..channels.base import OpenProblem
 from ..events import Event, Kind, event_from_json
 from ..routing import fan_out
 from .core import (
+    STATE_COLUMNS,
     Accepted,
     Backlog,
     Claim,
@@ -51,15 +51,18 @@ from .core import (
     Dead,
     DeadLetter,
     Done,
+    EventState,
     Muted,
     Outcome,
     Retry,
     dead_letter_from_row,
     delivery_rows,
+    fold,
     open_problem_change,
     open_problem_from_row,
     open_problem_rows,
     receipt_change,
+    state_from_row,
 )
 
 T = TypeVar("T")
@@ -111,18 +114,55 @@ CREATE TABLE IF NOT EXISTS open_problems (
     tags TEXT NOT NULL,
     PRIMARY KEY (channel, event_id)
 );
+CREATE TABLE IF NOT EXISTS event_state (
+    event_id TEXT PRIMARY KEY,
+    problem INTEGER NOT NULL DEFAULT 0,
+    resolved INTEGER NOT NULL DEFAULT 0,
+    acknowledged INTEGER NOT NULL DEFAULT 0,
+    ack_stamp TEXT NOT NULL DEFAULT '',
+    severity INTEGER NOT NULL DEFAULT 0,
+    sev_stamp TEXT NOT NULL DEFAULT '',
+    changed_at REAL NOT NULL
+);
 """
 
-_CLAIM = """
-SELECT d.id, d.attempts, d.created_at, e.body, r.receipt
+# An outbox written before event_state existed: each event's state from what the other tables
+# say (problem and recovery seen; the open problem's severity and acknowledged flag).
+_MIGRATE = """
+INSERT OR IGNORE INTO event_state
+SELECT e.event_id, max(e.kind = 'problem'), max(e.kind = 'recovery'),
+       coalesce((SELECT max(o.acknowledged) FROM open_problems o WHERE o.event_id = e.event_id), 0),
+       '0',
+       coalesce((SELECT max(o.severity) FROM open_problems o WHERE o.event_id = e.event_id), 0),
+       '0', max(e.accepted_at)
+FROM events e GROUP BY e.event_id
+"""
+
+# A delivery's place in its event's order: problem, updates, recovery (then arrival).
+_RANK = "(CASE {0}.kind WHEN 'problem' THEN 0 WHEN 'update' THEN 1 ELSE 2 END)"
+
+_CLAIM = f"""
+SELECT d.id, d.attempts, d.created_at, e.body, r.receipt, coalesce(s.resolved, 0)
 FROM deliveries d
 JOIN events e ON e.seq = d.seq
 LEFT JOIN receipts r ON r.channel = d.channel AND r.event_id = d.event_id
+LEFT JOIN event_state s ON s.event_id = d.event_id
 WHERE d.channel = ? AND d.status = 'pending' AND d.next_at <= ?
-  AND NOT EXISTS (
-    SELECT 1 FROM deliveries p
-    WHERE p.channel = d.channel AND p.event_id = d.event_id
-      AND p.status = 'pending' AND p.id < d.id)
+  AND (e.kind = 'problem' OR s.problem = 1 OR r.receipt IS NOT NULL OR d.created_at <= ?)
+  AND (e.kind = 'problem' OR NOT EXISTS (  -- nothing comes before a problem
+    SELECT 1 FROM deliveries p JOIN events pe ON pe.seq = p.seq
+    WHERE p.channel = d.channel AND p.event_id = d.event_id AND p.status = 'pending'
+      AND ({_RANK.format("pe")} < {_RANK.format("e")}
+           OR {_RANK.format("pe")} = {_RANK.format("e")} AND p.id < d.id)))
+ORDER BY d.id
+LIMIT ?
+"""
+
+# State channels show a snapshot of the open problems: every due delivery, in no event order.
+_CLAIM_ANY = """
+SELECT d.id, d.attempts, d.created_at, e.body, NULL, 0
+FROM deliveries d JOIN events e ON e.seq = d.seq
+WHERE d.channel = ? AND d.status = 'pending' AND d.next_at <= ?
 ORDER BY d.id
 LIMIT ?
 """
@@ -138,6 +178,26 @@ _PROBLEM_WENT_TO = """
 SELECT DISTINCT d.channel FROM events e JOIN deliveries d ON d.seq = e.seq
 WHERE e.event_id = ? AND e.kind = 'problem'
 """
+
+# A problem accepted after follow-ups of its event: they go where the problem goes too, as
+# fan_out would have sent them had the problem come first.
+_BACKFILL = """
+INSERT INTO deliveries (seq, channel, event_id, next_at, created_at)
+SELECT seq, ?, event_id, ?, ? FROM events WHERE event_id = ? AND kind <> 'problem'
+ON CONFLICT (seq, channel) DO NOTHING
+"""
+
+_UPSERT_STATE = f"""
+INSERT INTO event_state ({STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (event_id) DO UPDATE SET problem=excluded.problem, resolved=excluded.resolved,
+    acknowledged=excluded.acknowledged, ack_stamp=excluded.ack_stamp,
+    severity=excluded.severity, sev_stamp=excluded.sev_stamp, changed_at=excluded.changed_at
+"""
+
+_STATE_OF = (
+    "SELECT event_id, problem, resolved, acknowledged, ack_stamp, severity, sev_stamp"
+    " FROM event_state WHERE event_id IN ({})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,25 +235,17 @@ class _SqliteClaim:
         finished: dict[str, list[tuple[Any, ...]]] = {"done": [], "muted": []}
         retried: list[tuple[Any, ...]] = []
         dead: list[tuple[Any, ...]] = []
-        receipts: list[tuple[str, tuple[Any, ...]]] = []
+        receipts: list[tuple[Any, ...]] = []
         for o in outcomes:
             if isinstance(o, Done | Muted):
                 finished["done" if isinstance(o, Done) else "muted"].append((now, o.id))
-                event = by_id[o.id].event
-                change = receipt_change(o, event)
-                if change == "store":
+                if receipt_change(o) == "store":
                     assert isinstance(o, Done) and o.receipt is not None
                     receipts.append(
                         (
-                            "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)",
-                            (channel, event.event_id, orjson.dumps(dict(o.receipt)).decode()),
-                        )
-                    )
-                elif change == "drop":
-                    receipts.append(
-                        (
-                            "DELETE FROM receipts WHERE channel=? AND event_id=?",
-                            (channel, event.event_id),
+                            channel,
+                            by_id[o.id].event.event_id,
+                            orjson.dumps(dict(o.receipt)).decode(),
                         )
                     )
             elif isinstance(o, Retry):
@@ -221,8 +273,8 @@ class _SqliteClaim:
                     " WHERE id=? AND status='pending'",
                     retried,
                 )
-            for sql, group in itertools.groupby(receipts, key=lambda op: op[0]):
-                conn.executemany(sql, [params for _, params in group])
+            if receipts:
+                conn.executemany("INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)", receipts)
 
         await self.outbox.run(run)
 
@@ -251,7 +303,12 @@ class SqliteOutbox:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        fresh = not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='event_state'"
+        ).fetchone()
         conn.executescript(SCHEMA)
+        if fresh:
+            conn.execute(_MIGRATE)
         return conn
 
     async def run(
@@ -359,41 +416,42 @@ class SqliteOutbox:
                 "INSERT INTO deliveries (seq, channel, event_id, next_at, created_at)",
                 delivery_rows(seq, event.event_id, targets, now),
             )
-            self._track(conn, event, targets, now)
+            old = _states(conn, [event.event_id]).get(event.event_id, EventState())
+            new = fold(old, event)
+            conn.execute(_UPSERT_STATE, new.row(event.event_id, now))
+            _insert_rows(
+                conn,
+                "INSERT INTO open_problems",
+                open_problem_rows(event, targets, new, now),
+                "ON CONFLICT (channel, event_id) DO NOTHING",
+            )
+            _after_state(conn, event.event_id, targets if not follow_up else (), old, new, now)
             return Accepted(True, targets)
 
         problem = None if follow_up else _NewProblem(event, body, fan_out(event, channels), now)
         return await self.run(run, problem)
 
-    @staticmethod
-    def _track(conn: sqlite3.Connection, event: Event, channels: Sequence[str], now: float) -> None:
-        if not channels:
-            return
-        change, ack = open_problem_change(event)
-        marks = ",".join("?" * len(channels))
-        if change == "close":
-            conn.execute(
-                f"DELETE FROM open_problems WHERE event_id=? AND channel IN ({marks})",
-                (event.event_id, *channels),
-            )
-            return
-        rows = open_problem_rows(event, channels, bool(ack), now)
-        conn.execute(
-            "INSERT INTO open_problems VALUES "
-            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-            + " ON CONFLICT (channel, event_id) DO UPDATE SET severity=excluded.severity,"
-            " acknowledged=CASE WHEN ? IS NULL THEN acknowledged ELSE excluded.acknowledged"
-            " END, changed_at=excluded.changed_at",
-            [*(v for row in rows for v in row), ack],
-        )
-
-    def claim(self, channel: str, limit: int, now: float) -> AbstractAsyncContextManager[Claim]:
-        return self._claim(channel, limit, now)
+    def claim(
+        self,
+        channel: str,
+        limit: int,
+        now: float,
+        *,
+        ordered: bool = True,
+        follow_up_wait: float = 0.0,
+    ) -> AbstractAsyncContextManager[Claim]:
+        return self._claim(channel, limit, now, ordered, follow_up_wait)
 
     @asynccontextmanager
-    async def _claim(self, channel: str, limit: int, now: float) -> AsyncIterator[_SqliteClaim]:
+    async def _claim(
+        self, channel: str, limit: int, now: float, ordered: bool, follow_up_wait: float
+    ) -> AsyncIterator[_SqliteClaim]:
         def run(conn: sqlite3.Connection) -> list[Claimed]:
-            rows = conn.execute(_CLAIM, (channel, now, limit)).fetchall()
+            if ordered:
+                args: tuple[Any, ...] = (channel, now, now - follow_up_wait, limit)
+                rows = conn.execute(_CLAIM, args).fetchall()
+            else:
+                rows = conn.execute(_CLAIM_ANY, (channel, now, limit)).fetchall()
             return [
                 Claimed(
                     id=r[0],
@@ -401,6 +459,7 @@ class SqliteOutbox:
                     created_at=r[2],
                     event=event_from_json(orjson.loads(r[3])),
                     thread=orjson.loads(r[4]) if r[4] else None,
+                    resolved=bool(r[5]),
                 )
                 for r in rows
             ]
@@ -478,23 +537,71 @@ class SqliteOutbox:
         return await self.run(run)
 
     async def purge(self, before: float) -> int:
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: sqlite3.Connection) -> tuple[int, int]:
             # A slice at a time: this runs on the event loop, so keep each transaction short.
             old = "SELECT seq FROM events WHERE accepted_at < ? ORDER BY accepted_at LIMIT 2000"
             conn.execute(
                 f"DELETE FROM deliveries WHERE seq IN ({old}) AND status IN ('done', 'muted')",
                 (before,),
             )
-            return conn.execute(
+            events = conn.execute(
                 f"DELETE FROM events WHERE seq IN ({old}) AND NOT EXISTS"
                 " (SELECT 1 FROM deliveries d WHERE d.seq = events.seq)",
                 (before,),
             ).rowcount
+            # A resolved event whose messages are all purged is forgotten with its receipts;
+            # an open one is remembered (its recovery may come months later).
+            gone = (
+                "SELECT event_id FROM event_state s WHERE resolved = 1 AND changed_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)"
+                " LIMIT 2000"
+            )
+            conn.execute(f"DELETE FROM receipts WHERE event_id IN ({gone})", (before,))
+            states = conn.execute(
+                f"DELETE FROM event_state WHERE event_id IN ({gone})", (before,)
+            ).rowcount
+            return events, states
 
         total = 0
-        while (n := await self.run(run)) > 0:
-            total += n
-        return total
+        while True:
+            events, states = await self.run(run)
+            total += events
+            if not events and not states:
+                return total
+
+
+def _states(conn: sqlite3.Connection, event_ids: Sequence[str]) -> dict[str, EventState]:
+    """The stored state of each of ``event_ids`` that has one."""
+    out: dict[str, EventState] = {}
+    for i in range(0, len(event_ids), _ROWS_PER_STATEMENT):
+        chunk = event_ids[i : i + _ROWS_PER_STATEMENT]
+        for row in conn.execute(_STATE_OF.format(",".join("?" * len(chunk))), chunk):
+            out[row[0]] = state_from_row(row[1:])
+    return out
+
+
+def _after_state(
+    conn: sqlite3.Connection,
+    event_id: str,
+    problem_targets: Sequence[str],
+    old: EventState,
+    new: EventState,
+    now: float,
+) -> None:
+    """What an accepted event does beyond its own rows, once its state went ``old`` → ``new``:
+    a problem that arrives after follow-ups of its event gives them its channels too
+    (``problem_targets``), and the event's open-problem rows on every channel are closed or
+    brought up to date (:func:`~.core.open_problem_change`)."""
+    if problem_targets and old.seen:
+        conn.executemany(_BACKFILL, [(c, now, now, event_id) for c in problem_targets])
+    change = open_problem_change(old, new)
+    if change == "close":
+        conn.execute("DELETE FROM open_problems WHERE event_id=?", (event_id,))
+    elif change == "update":
+        conn.execute(
+            "UPDATE open_problems SET severity=?, acknowledged=?, changed_at=? WHERE event_id=?",
+            (new.severity, new.acknowledged, now, event_id),
+        )
 
 
 # Rows per multi-row statement: far below SQLite's variable limit (32,766 since 3.32; 999
@@ -542,9 +649,33 @@ def _insert_problems(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
         " coalesce((SELECT max(seq) FROM events), 0))"
     ).fetchone()
+    states = _states(conn, [p.event.event_id for p in problems])
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
     opens: list[tuple[Any, ...]] = []
+    state_rows: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        _insert_rows(
+            conn, "INSERT INTO events (seq, dedup_key, event_id, kind, body, accepted_at)", events
+        )
+        _insert_rows(
+            conn,
+            "INSERT INTO deliveries (seq, channel, event_id, next_at, created_at)",
+            deliveries,
+        )
+        _insert_rows(
+            conn,
+            f"INSERT INTO event_state ({STATE_COLUMNS})",
+            state_rows,
+            _UPSERT_STATE[_UPSERT_STATE.index("ON CONFLICT") :],
+        )
+        _insert_rows(
+            conn, "INSERT INTO open_problems", opens, "ON CONFLICT (channel, event_id) DO NOTHING"
+        )
+        for rows in (events, deliveries, state_rows, opens):
+            rows.clear()
+
     for job in jobs:
         p = job.problem
         assert p is not None
@@ -556,21 +687,15 @@ def _insert_problems(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         top += 1
         events.append((top, e.dedup_key, e.event_id, Kind.PROBLEM.value, p.body, p.now))
         deliveries.extend(delivery_rows(top, e.event_id, p.channels, p.now))
-        opens.extend(open_problem_rows(e, p.channels, e.acknowledged, p.now))
+        old = states.get(e.event_id, EventState())
+        new = states[e.event_id] = fold(old, e)
+        state_rows.append(new.row(e.event_id, p.now))
+        opens.extend(open_problem_rows(e, p.channels, new, p.now))
+        if old.seen:  # follow-ups came first: the one-event path's extra steps, in its order
+            flush()
+            _after_state(conn, e.event_id, p.channels, old, new, p.now)
         job.result = Accepted(True, p.channels)
-    _insert_rows(
-        conn, "INSERT INTO events (seq, dedup_key, event_id, kind, body, accepted_at)", events
-    )
-    _insert_rows(
-        conn, "INSERT INTO deliveries (seq, channel, event_id, next_at, created_at)", deliveries
-    )
-    _insert_rows(
-        conn,
-        "INSERT INTO open_problems",
-        opens,
-        "ON CONFLICT (channel, event_id) DO UPDATE SET severity=excluded.severity,"
-        " acknowledged=excluded.acknowledged, changed_at=excluded.changed_at",
-    )
+    flush()
 
 
 def _settle(batch: list[_Job]) -> None:

@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from kyoten.alerting import mediatype
 from kyoten.alerting.config import Settings, parse_settings
+from kyoten.alerting.devtools.socket_mode_fake import SocketModeFake
 from pytest_aiohttp import AiohttpServer
 
 TOKEN = "intake-token-0123456789abcdef"
@@ -143,10 +144,16 @@ class Call:
 
 
 class FakeSlack:
-    """Records calls; ``fail(method, ...)`` scripts the next answers for a method."""
+    """Records calls; ``fail(method, ...)`` scripts the next answers for a method.
+
+    It also keeps the channel as Slack would show it: :attr:`messages` by ``ts`` (text and
+    attachments as last posted or edited, ``thread_ts`` for a reply, reactions), and answers
+    ``chat.update`` or a reaction on an unknown ``ts`` with ``message_not_found`` as Slack does.
+    """
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        self.messages: dict[str, dict[str, Any]] = {}
         self.webhook_posts: list[dict[str, Any]] = []
         self._script: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
         self._ts = 1700000000
@@ -154,8 +161,15 @@ class FakeSlack:
         self.app = web.Application()
         self.app.router.add_post("/api/{method}", self._api)
         self.app.router.add_post(WEBHOOK_PATH, self._webhook)
+        # Socket Mode: apps.connections.open hands out its URL, on this same server
+        self.socket = SocketModeFake()
+        self.socket.install(self.app)
         self.base_url = ""
         self.webhook_url = ""
+        #: when set, every API call is recorded in :attr:`stalled` and never answered (the far
+        #: end took the message and went silent), until the caller hangs up
+        self.stall = False
+        self.stalled: list[Call] = []
 
     def fail(
         self,
@@ -172,12 +186,29 @@ class FakeSlack:
     def posts(self) -> list[Call]:
         return [c for c in self.calls if c.method == "chat.postMessage"]
 
+    def top_level(self, needle: str = "") -> dict[str, dict[str, Any]]:
+        """Messages not in a thread (whose text contains ``needle``), by ``ts``."""
+        return {
+            ts: m
+            for ts, m in self.messages.items()
+            if m["thread_ts"] is None and needle in m["text"]
+        }
+
+    def replies(self, ts: str) -> list[dict[str, Any]]:
+        """The thread under ``ts``, oldest first."""
+        return [m for m in self.messages.values() if m["thread_ts"] == ts]
+
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         if request.content_type == "application/json":
             data = await request.json()
         else:
             data = dict(await request.post())
+        data = {**request.query, **data}  # slack-sdk sends some methods' arguments as a query
+        if self.stall:
+            auth = request.headers.get("Authorization", "")
+            self.stalled.append(Call(method, data, auth, time.monotonic()))
+            await asyncio.Event().wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         scripted = self._script.get(method)
@@ -195,9 +226,20 @@ class FakeSlack:
         self.calls.append(
             Call(method, data, request.headers.get("Authorization", ""), time.monotonic())
         )
+        if method == "apps.connections.open":
+            return web.json_response(
+                self.socket.open_connection(request.headers.get("Authorization", ""))
+            )
         if method == "chat.postMessage":
             self._ts += 1
             ts = f"{self._ts}.000100"
+            self.messages[ts] = {
+                "text": data.get("text", ""),
+                "attachments": data.get("attachments") or [],
+                "thread_ts": data.get("thread_ts"),
+                "reactions": set(),
+                "blocks": data.get("blocks") or [],
+            }
             return web.json_response(
                 {
                     "ok": True,
@@ -206,7 +248,18 @@ class FakeSlack:
                     "message": {"text": data.get("text", "")},
                 }
             )
-        if method == "chat.update":
+        target = self.messages.get(str(data.get("ts") or data.get("timestamp")))
+        if method in ("chat.update", "reactions.add", "reactions.remove") and target is None:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        if method == "reactions.add" and target is not None:
+            target["reactions"].add(data.get("name"))
+        if method == "reactions.remove" and target is not None:
+            target["reactions"].discard(data.get("name"))
+        if method == "chat.update" and target is not None:
+            target["text"] = data.get("text", "")
+            target["attachments"] = data.get("attachments") or []
+            if "blocks" in data:  # Slack keeps a message's blocks when an update omits them
+                target["blocks"] = data.get("blocks") or []
             return web.json_response(
                 {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
             )
@@ -227,7 +280,26 @@ async def slack(aiohttp_server: AiohttpServer) -> AsyncIterator[FakeSlack]:
     server = await aiohttp_server(fake.app, host="127.0.0.1")
     fake.base_url = f"http://127.0.0.1:{server.port}/api/"
     fake.webhook_url = f"http://127.0.0.1:{server.port}{WEBHOOK_PATH}"
+    fake.socket.set_base("127.0.0.1", server.port)
     yield fake
+
+
+# -- a PostgreSQL outbox -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def outbox_db(pg_primary: Any) -> Iterator[str]:
+    """A fresh database in the shared lab primary (integration tests); its conninfo."""
+    import uuid
+
+    import psycopg
+
+    name = f"kyoten_bridge_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_primary.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield pg_primary.conninfo(name)
+    with psycopg.connect(pg_primary.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 # -- settings ------------------------------------------------------------------------------

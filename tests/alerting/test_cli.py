@@ -31,8 +31,8 @@ def test_check_config_lists_or_rejects(tmp_path: Path, capsys: pytest.CaptureFix
     doc["channels"]["ops"] = {"type": "slack", "channel": "#ops", "colour": "red"}
     assert cli.main(["bridge", "check-config", "--config", str(write_config(tmp_path, doc))]) == 2
     err = capsys.readouterr().err
-    assert "channels.ops.colour: unknown slack setting" in err
-    assert "channels.ops.token: required" in err
+    assert "channels.ops.colour: unknown setting; expected one of ack_reaction" in err
+    assert "channels.ops.token: missing; the bot token" in err
 
 
 async def test_send_is_the_intake_of_a_script_media_type(

@@ -138,3 +138,49 @@ def test_tag_presence_and_send_to(tmp_path: Path) -> None:
 def test_mute_window_across_midnight(when: str, active: bool) -> None:
     window = MuteWindow(frozenset({4}), dt.time(22, 0), dt.time(7, 0))
     assert window.active(dt.datetime.fromisoformat(when)) is active
+
+
+def test_bridge_yaml_lists_every_invalid_value_with_its_field_and_fix_in_one_run(
+    tmp_path: Path,
+) -> None:
+    """One file with a wrong value of every kind of field, channels' own settings included:
+    one run lists them all, each with its path and a fix."""
+    bad = doc(
+        retry={"base": 0, "max_attempts": "many"},  # number, integer (nested section)
+        max_body=10,  # integer
+        poll_interval="fast",  # number
+        url="ftp://bridge",  # URL
+        outbox={"backend": "mysql", "conninfo_file": "missing.conninfo"},  # enum, secret file
+        listen={"port": 70000, "hots": "x"},  # nested section: range, unknown key
+        routes=[{"channels": ["ops-mail"], "min_severity": "fatal", "host_groups": [1]}],
+        channels={
+            "ops-mail": {"type": "mail", "host": "h", "from": "nobody", "to": ["x@b.c"],
+                         "mute": [{"start": "7:00", "end": "25:61"}]},  # time
+            "ops-slack": {"type": "slack", "token": "xoxb-1", "channel": "#ops",
+                          "base_url": "nowhere"},
+        },
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as exc:
+        parse_settings(bad, base=tmp_path, known_types=TYPES)
+    errors = exc.value.errors
+    expected = {
+        "retry.base:": "seconds, e.g. 2",
+        "retry.max_attempts: expected an integer": "a whole number of attempts",
+        "max_body: 10 is below 1024": "bytes;",
+        "poll_interval: expected a number, got str 'fast'": "give a number",
+        "url: not a http/https URL": "where kyoten bridge send posts",
+        "outbox.backend: 'mysql' is not one of sqlite, postgresql": "use one of",
+        "outbox.conninfo_file: cannot read missing.conninfo": "check the path",
+        "listen.port: 70000 is outside 0-65535": "give a whole number from 0 to 65535",
+        "listen.hots: unknown setting": "expected one of host, port",
+        "routes[0].min_severity: 'fatal' is not one of 0-5": "use one of 0-5 or",
+        "routes[0].host_groups: expected a string or a list of strings": "write a list",
+        "channels.ops-mail.from: 'nobody' is not an e-mail address": "the sender's address",
+        "channels.ops-mail.mute[0].end: must be HH:MM, got '25:61'": 'as "HH:MM"',
+        "channels.ops-slack.base_url: not a http/https URL 'nowhere'": "leave it out",
+    }
+    for head, fix in expected.items():
+        found = [e for e in errors if e.startswith(head)]
+        assert found, (head, errors)
+        assert fix in found[0].partition("; ")[2], (fix, found[0])
+    assert len(errors) == len(expected), errors

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import collections
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +19,6 @@ from pytest_aiohttp import AiohttpClient
 from .conftest import AUTH, FakeSlack, Smtp, bridge_config, eventually, payload, settings_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def outbox_db(pg_primary: Any) -> Iterator[str]:
-    """A fresh database in the shared lab primary; its conninfo."""
-    name = f"kyoten_bridge_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_primary.conninfo("postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield pg_primary.conninfo(name)
-    with psycopg.connect(pg_primary.conninfo("postgres"), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def site(tmp_path: Path, smtp: Smtp, conninfo: str, node: str) -> Any:
@@ -90,7 +77,11 @@ async def test_two_bridges_share_the_work_each_delivery_once(
     for i in range(5):
         assert (await b.post("/v1/events", json=payload(str(9500 + i)), headers=AUTH)).status == 202
     await eventually(lambda: len(smtp.sink.mails) == before + 5, timeout=15)
-    assert rows(outbox_db, "SELECT count(*) FROM kyoten_deliveries WHERE status<>'done'") == [(0,)]
+    # As above: the last mail is in the sink a moment before its outcome is committed; wait
+    # for that commit (the outcome), then nothing is left undone.
+    not_done = "SELECT count(*) FROM kyoten_deliveries WHERE status<>'done'"
+    await eventually(lambda: rows(outbox_db, not_done) == [(0,)])
+    assert len(smtp.sink.mails) == before + 5  # and nothing was sent twice meanwhile
 
 
 async def test_two_bridges_keep_one_slack_rate_together(
@@ -148,8 +139,10 @@ async def test_the_outbox_follows_its_database_to_the_promoted_standby(
         resp = await bridge.post("/v1/events", json=payload(str(9800 + i)), headers=AUTH)
         assert resp.status == 202
     await eventually(lambda: len(smtp.sink.mails) >= 5, timeout=15)
-    # asynchronous replication: wait until the standby has replayed what was committed
-    lsn = c.primary.value("SELECT pg_current_wal_lsn()::text")
+    # asynchronous replication: wait until the standby has replayed what was committed (the
+    # lab commits with synchronous_commit = off: a commit record may still be in the WAL
+    # buffers, past pg_current_wal_lsn(), so wait for the insert position)
+    lsn = c.primary.value("SELECT pg_current_wal_insert_lsn()::text")
     await eventually(
         lambda: c.standby.value("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)) is True
     )
@@ -200,3 +193,47 @@ async def test_due_counts_pending_deliveries_up_to_the_limit(
         assert await outbox.due("slack", now, 10) == 2
     finally:
         await outbox.close()
+
+
+async def test_two_bridges_share_canary_receipts_and_raise_one_own_alert(
+    aiohttp_client: AiohttpClient, tmp_path: Path, smtp: Smtp, outbox_db: str
+) -> None:
+    """Zabbix posts every canary to the one bridge URL it knows: a token one bridge sent that
+    comes back to the other still proves the first bridge's path; when the path breaks, both
+    bridges raise the same own alert, which the shared outbox delivers once."""
+    import asyncio
+    import json
+    import socket
+
+    from kyoten.alerting.app import CANARY
+
+    with socket.socket() as s:  # a closed port: no Zabbix server node answers
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    canary = {"servers": [dead], "interval": 1, "deadline": 3, "timeout": 1}
+
+    def with_canary(node: str) -> Any:
+        doc = bridge_config(tmp_path, smtp, None, node=node, canary=canary)
+        doc["outbox"] = {"backend": "postgresql", "conninfo": outbox_db}
+        return settings_of(doc, tmp_path)
+
+    a = await aiohttp_client(create_app(with_canary("site-a")))
+    b = await aiohttp_client(create_app(with_canary("site-b")))
+    loop_a, loop_b = a.app[CANARY], b.app[CANARY]
+    await eventually(lambda: bool(loop_a.monitor.sent), timeout=5)
+    token = next(iter(loop_a.monitor.sent))
+    tags = json.dumps([{"tag": "kyoten", "value": "canary"},
+                       {"tag": "kyoten.canary.token", "value": token}])  # fmt: skip
+    resp = await b.post("/v1/events", json=payload("9901", **{"{EVENT.TAGSJSON}": tags}),
+                        headers=AUTH)  # fmt: skip
+    assert resp.status == 200 and (await resp.json())["status"] == "canary"
+    await eventually(lambda: loop_a.monitor.last_rtt is not None, timeout=5)
+    assert loop_b.monitor.last_rtt is None  # B sent no such token
+
+    # nothing comes back any more: both bridges judge the path broken, one alert goes out
+    await eventually(lambda: loop_a.alert is not None and loop_b.alert is not None, timeout=15)
+    assert loop_a.alert.event_id == loop_b.alert.event_id  # type: ignore[union-attr]
+    await eventually(lambda: len(smtp.sink.mails) >= 1, timeout=10)
+    await asyncio.sleep(1.5)
+    own = [m for m in smtp.sink.messages() if "alert path broken" in str(m["Subject"])]
+    assert len(own) == 1, [str(m["Subject"]) for m in own]

@@ -34,6 +34,10 @@ BATCH: list[tuple[Event, tuple[str, ...]]] = [
     (problem("14", **{"{EVENT.NSEVERITY}": "5"}), ("mail",)),
     (parse_event(payload("14", "recovery")), ("slack",)),
     (problem("15"), ("slack", "mail")),
+    # out of order: a recovery before its problem in the batch, an update before the batch
+    (parse_event(payload("17", "recovery")), ("slack",)),
+    (problem("17"), ("slack", "mail")),
+    (problem("16"), ("mail",)),
 ]
 
 
@@ -56,6 +60,7 @@ def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             "open_problems": db.execute(
                 "SELECT * FROM open_problems ORDER BY channel, event_id"
             ).fetchall(),
+            "event_state": db.execute("SELECT * FROM event_state ORDER BY event_id").fetchall(),
         }
 
 
@@ -64,6 +69,7 @@ async def fill(path: Path, concurrently: bool) -> list[Accepted]:
     await outbox.open()
     try:
         await outbox.accept(problem("10"), ("slack", "mail"), NOW - 60)  # stored before
+        await outbox.accept(parse_event(payload("16", "update")), ("slack",), NOW - 30)
         calls = [outbox.accept(e, channels, NOW + i) for i, (e, channels) in enumerate(BATCH)]
         if concurrently:  # queued before the first commit: one transaction
             return list(await asyncio.gather(*calls))
@@ -84,19 +90,32 @@ async def test_a_batch_of_problems_leaves_what_one_at_a_time_leaves(
 
     monkeypatch.setattr(sqlite_outbox, "_insert_problems", counted)
     together = await fill(tmp_path / "bulk.db", concurrently=True)
-    assert bulk_sizes == [6]  # problems 10–14 (the recovery and problem 15 go one by one)
+    # problems 10–14, then 17 and 16 (the recoveries and problem 15 go one by one)
+    assert bulk_sizes == [6, 2]
     singly = await fill(tmp_path / "single.db", concurrently=False)
-    assert bulk_sizes == [6]  # the one-event path never bulks
+    assert bulk_sizes == [6, 2]  # the one-event path never bulks
 
     assert together == singly
-    assert [a.new for a in together] == [False, True, True, False, True, True, True, True]
+    assert [a.new for a in together] == [False, True, True, False, True, True, True, True] + [
+        True
+    ] * 3
     assert together[6] == Accepted(True, ("slack", "mail"))  # the recovery follows its problem
     assert dump(tmp_path / "bulk.db") == dump(tmp_path / "single.db")
     rows = dump(tmp_path / "bulk.db")
     # in seq order = arrival order
-    assert [r[2] for r in rows["events"]] == ["10", "11", "12", "13", "14", "14", "15"]
+    assert [r[2] for r in rows["events"]] == [
+        "10", "16", "11", "12", "13", "14", "14", "15", "17", "17", "16"
+    ]  # fmt: skip
     assert ("slack", "12") in {(r[0], r[1]) for r in rows["open_problems"]}
     assert not [r for r in rows["open_problems"] if r[1] == "14"]  # closed by the recovery
+    assert not [r for r in rows["open_problems"] if r[1] == "17"]  # resolved before it came
+    # 16's update (slack) came first: its problem (mail) opens it there and gives it to mail
+    assert {(r[0], r[1]) for r in rows["open_problems"] if r[1] == "16"} == {
+        ("mail", "16"), ("slack", "16")
+    }  # fmt: skip
+    seq = {(r[2], r[3]): r[0] for r in rows["events"]}
+    update_16 = {r[2] for r in rows["deliveries"] if r[1] == seq[("16", "update")]}
+    assert update_16 == {"slack", "mail"}
 
 
 async def test_seq_stays_above_purged_events(tmp_path: Path) -> None:
@@ -113,3 +132,26 @@ async def test_seq_stays_above_purged_events(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "bridge.db") as db:
         seqs = [r[0] for r in db.execute("SELECT seq FROM events ORDER BY seq")]
     assert seqs == [5, 6, 7]
+
+
+async def test_an_outbox_from_before_event_state_keeps_its_open_problems(tmp_path: Path) -> None:
+    """Opening an outbox written before ``event_state`` existed derives each event's state from
+    what is stored, so an acknowledgement still reaches its open problem."""
+    path = tmp_path / "bridge.db"
+    outbox = SqliteOutbox(str(path))
+    await outbox.open()
+    await outbox.accept(problem("40"), ("tower",), NOW)
+    await outbox.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE event_state")  # as an older bridge left it
+
+    outbox = SqliteOutbox(str(path))
+    await outbox.open()
+    try:
+        await outbox.accept(parse_event(payload("40", "update")), (), NOW + 1)  # acknowledged
+        (shown,) = await outbox.open_problems("tower")
+        assert shown.acknowledged and shown.changed_at == NOW + 1
+        await outbox.accept(parse_event(payload("40", "recovery")), (), NOW + 2)
+        assert await outbox.open_problems("tower") == ()
+    finally:
+        await outbox.close()

@@ -206,10 +206,10 @@ async def test_settings_errors_are_collected(resources: ChannelResources) -> Non
             resources,
         )
     text = "\n".join(caught.value.errors)
-    assert "unknown key colour; valid: url, username, password" in text
+    assert "channels.noc.colour: unknown setting; expected one of buzzer, colours" in text
     assert "valid schemes: pns, phn, http" in text
     assert "colours.high: unknown colour 'pink'" in text
-    assert "timeout: must be positive seconds" in text
+    assert "channels.noc.timeout: 0.0 s must be above 0 s; seconds per command" in text
     with pytest.raises(ConfigError, match="only HTTP towers take a password"):
         build("noc", {"url": "pns://h", "password": "x"}, resources)
 

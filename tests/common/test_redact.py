@@ -321,7 +321,7 @@ async def agent_config_errors(ctx: Ctx) -> list[str]:
             text=True,
             timeout=30,
         )
-        assert out.returncode == 1 and str(path) in out.stderr, out
+        assert out.returncode == 2 and str(path) in out.stderr, out  # a configuration error
         shown += [out.stdout, out.stderr]
     return shown
 
