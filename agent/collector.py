@@ -7,15 +7,16 @@ Used by ``kyoten get`` (one call per process, UserParameter mode) and by the age
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
 from kyoten.agent.catalogue import KEYS, AgentKey
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
-from kyoten.agent.errors import KeyError_, KyotenError, TargetError, UnknownTarget
+from kyoten.agent.errors import ConnectError, KeyError_, KyotenError, TargetError, UnknownTarget
 from kyoten.agent.shape import (
     Json,
     Outcome,
@@ -25,14 +26,15 @@ from kyoten.agent.shape import (
     shape_pgpool,
     shape_zabbix,
 )
-from kyoten.agent.sources.connect import Connector
+from kyoten.agent.sources.oneshot import make_connector
 from kyoten.agent.sources.pgpool import Pcp, query_pgpool_pcp, query_pgpool_sql, query_watchdog
-from kyoten.agent.sources.pgpool_live import PgpoolLive
 from kyoten.agent.sources.postgres import query_postgres
 from kyoten.agent.sources.zabbix import query_zabbix
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
+    from kyoten.agent.sources.pgpool_live import PgpoolLive
 
 
 T = TypeVar("T")
@@ -47,7 +49,33 @@ def render(value: Any) -> str:
     a non-finite number that still slipped through would come out as null, which spoils
     one dependent item instead of the whole document (Zabbix rejects NaN).
     """
+    import orjson  # the plugin's encoder; kyoten get never loads it (see render_once)
+
     return orjson.dumps(value).decode()
+
+
+def render_once(value: Any) -> str:
+    """The same JSON from the standard library's encoder, for ``kyoten get``.
+
+    A process that renders one document saves more by not importing orjson (it loads uuid,
+    platform and more: about 3 ms of CPU) than orjson's speed gives back. Same compact
+    UTF-8 form; a non-finite number comes out as null, as from orjson. Only the spelling of
+    a float's exponent may differ (1e+16 for 1e16), which JSON readers take alike.
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return render_once(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class Collector:
@@ -55,10 +83,21 @@ class Collector:
 
     def __init__(self, config: Config, *, persistent: bool = False) -> None:
         self.config = config
-        self.connector = Connector(persistent=persistent, connect_timeout=config.connect_timeout)
+        # kyoten get: one libpq connection per pass through ctypes, no psycopg import (its
+        # import alone cost more CPU than the rest of a call); the plugin: psycopg, kept
+        self.connector = make_connector(
+            persistent=persistent, connect_timeout=config.connect_timeout
+        )
+        self.render = render if persistent else render_once
         self._pool: ThreadPoolExecutor | None = None  # made on first cross-site call
         # plugin mode: Pgpool passes that make the backends' live checks themselves
-        self.pgpool_live = PgpoolLive(config, self.connector) if persistent else None
+        self.pgpool_live: PgpoolLive | None = None
+        if persistent:
+            from kyoten.agent.sources.connect import Connector
+            from kyoten.agent.sources.pgpool_live import PgpoolLive
+
+            assert isinstance(self.connector, Connector)
+            self.pgpool_live = PgpoolLive(config, self.connector)
 
     def close(self) -> None:
         if self.pgpool_live is not None:
@@ -88,7 +127,7 @@ class Collector:
             deadline_s if deadline_s is not None else self.config.deadline
         )
         obj = self.snapshot(akey, params, deadline)
-        return render(lld_rows(obj, akey.discovery) if akey.discovery else obj)
+        return self.render(lld_rows(obj, akey.discovery) if akey.discovery else obj)
 
     def snapshot(self, akey: AgentKey, params: list[str], deadline: float) -> Json:
         if akey.family.key == "kyoten.cross":
@@ -115,8 +154,19 @@ class Collector:
     # ------------------------------------------------------------------ families
     def postgres(self, t: PgTarget, deadline: float) -> Json:
         start = time.monotonic()
-        with self.connector.target("pg", t, self.config.statement_timeout, deadline) as conn:
-            raw = query_postgres(conn)
+        try:
+            with self.connector.target("pg", t, self.config.statement_timeout, deadline) as conn:
+                raw = query_postgres(conn)
+        except ConnectError:
+            raise
+        except TargetError:
+            # A kept connection fails on first use after its server died or restarted; the
+            # connector has dropped it. Once more on a fresh one, if time is left, so that a
+            # dead server reads as refused in this poll, not in the next one.
+            if not self.connector.persistent or deadline - time.monotonic() < 0.5:
+                raise
+            with self.connector.target("pg", t, self.config.statement_timeout, deadline) as conn:
+                raw = query_postgres(conn)
         return shape_pg(
             raw,
             target=t.name,
@@ -153,6 +203,10 @@ class Collector:
             site=t.site,
             watchdog_enabled=t.watchdog,
             duration=time.monotonic() - start,
+            listed=t.backends,
+            addresses={
+                (p.endpoint.host, str(p.endpoint.port)): n for n, p in self.config.postgres.items()
+            },
         )
 
     def zabbix(self, t: ZabbixTarget, deadline: float) -> Json:
@@ -181,19 +235,34 @@ class Collector:
         for group, items in futures.items():
             outcomes[group] = []
             for name, fut in items:
+                where = self._where(group, name)
                 if not fut.done():
                     fut.cancel()
-                    outcomes[group].append(Outcome(name, None, "no answer within the deadline"))
+                    outcomes[group].append(
+                        Outcome(name, None, "no answer within the deadline", True, *where)
+                    )
                 elif (exc := fut.exception()) is not None:
                     msg = (
                         str(exc) if isinstance(exc, KyotenError) else f"{type(exc).__name__}: {exc}"
                     )
-                    outcomes[group].append(Outcome(name, None, msg))
+                    refused = isinstance(exc, ConnectError)  # down, not merely slow
+                    outcomes[group].append(Outcome(name, None, msg, not refused, *where))
                 else:
-                    outcomes[group].append(Outcome(name, fut.result()))
+                    outcomes[group].append(Outcome(name, fut.result(), None, True, *where))
         return shape_cross(
             outcomes["pg"], outcomes["pool"], outcomes["zbx"], duration=time.monotonic() - start
         )
+
+    def _where(self, group: str, name: str) -> tuple[str, str]:
+        """(site, host:port) of a cross-site target, from kyoten.toml."""
+        t: PgTarget | PgpoolTarget | ZabbixTarget
+        if group == "pg":
+            t = self.config.postgres[name]
+        elif group == "pool":
+            t = self.config.pgpool[name]
+        else:
+            t = self.config.zabbix[name]
+        return t.site, t.endpoint.address()
 
     # ------------------------------------------------------------------ time
     @staticmethod

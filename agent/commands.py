@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
 
-from kyoten.agent.collector import Collector, render
+from kyoten.agent.collector import Collector
+from kyoten.agent.collector import render_once as render
 from kyoten.agent.config import DEFAULT_PATH, ENV_VAR, load_config
 from kyoten.agent.errors import KyotenError
 from kyoten.agent.keys import parse_key
@@ -52,17 +52,41 @@ def get_value(key_text: str, config_path: str | None) -> tuple[str, bool]:
     return result[0]
 
 
+def get_arguments(argv: list[str]) -> tuple[str, str | None] | None:
+    """(key, --config) of the forms the agent runs, without argparse (a tenth of the call's
+    import time); None for anything else (help, a mistake), which argparse then handles."""
+    key, config, i = None, None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            config, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--config="):
+            config = arg.partition("=")[2]
+        elif arg.startswith("-") or key is not None:
+            return None
+        else:
+            key = arg
+        i += 1
+    return None if key is None else (key, config)
+
+
 def cmd_get(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="kyoten get",
-        description="Print one item's value as Zabbix should store it: a JSON document for "
-        'master items, a JSON array for discovery keys, {"error": ...} on failure. Nothing '
-        "is written to stderr (the agent would store it as the value).",
-    )
-    p.add_argument("key", help="item key, e.g. 'kyoten.pg[site-a]'")
-    p.add_argument("--config", help=f"config file (default ${ENV_VAR} or {DEFAULT_PATH})")
-    args = p.parse_args(argv)
-    text, ok = get_value(args.key, args.config)
+    parsed = get_arguments(argv)
+    if parsed is None:
+        import argparse
+
+        p = argparse.ArgumentParser(
+            prog="kyoten get",
+            description="Print one item's value as Zabbix should store it: a JSON document "
+            'for master items, a JSON array for discovery keys, {"error": ...} on failure. '
+            "Nothing is written to stderr (the agent would store it as the value).",
+        )
+        p.add_argument("key", help="item key, e.g. 'kyoten.pg[site-a]'")
+        p.add_argument("--config", help=f"config file (default ${ENV_VAR} or {DEFAULT_PATH})")
+        args = p.parse_args(argv)
+        parsed = (args.key, args.config)
+    text, ok = get_value(*parsed)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     # a worker stuck in a dead connection must not keep the process alive past the deadline
@@ -73,19 +97,26 @@ def cmd_get(argv: list[str]) -> int:
 
 
 def cmd_check_config(argv: list[str]) -> int:
+    import argparse
+
+    from kyoten.common.cli import EXIT_FAILED, EXIT_USAGE, add_log_level, epilog, setup_logging
+
     p = argparse.ArgumentParser(
         prog="kyoten check-config",
-        description="Validate kyoten.toml and list its targets; "
-        "with --connect, take one snapshot of each target.",
+        description="Validate kyoten.toml (every problem, each with its field and fix) and "
+        "list its targets; with --connect, take one snapshot of each target.",
     )
+    epilog(p)
     p.add_argument("--config", help=f"config file (default ${ENV_VAR} or {DEFAULT_PATH})")
     p.add_argument("--connect", action="store_true", help="also reach every target")
+    add_log_level(p)
     args = p.parse_args(argv)
+    setup_logging(args.log_level)
     try:
         config = load_config(args.config)
     except KyotenError as exc:
         print(f"kyoten: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     print(f"{config.source}: OK (deadline {config.deadline:g} s)")
     failed = 0
     # persistent: the agent 2 plugin's code paths, e.g. a Pgpool's backends order check
@@ -110,7 +141,7 @@ def cmd_check_config(argv: list[str]) -> int:
     finally:
         if collector is not None:
             collector.close()
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def main(argv: list[str]) -> int:

@@ -33,3 +33,20 @@ class ConnectError(TargetError):
 
 class DeadlineExceeded(KyotenError):
     """The whole call ran out of time before the agent's Timeout."""
+
+
+class QueryError(Exception):
+    """A server's error (or a failed send/receive) on an open connection, whatever the driver.
+
+    Internal: the connectors turn it into a TargetError naming the target. ``sqlstate`` is
+    the server's SQLSTATE ('' when there is none, e.g. a lost connection); 57014 is a
+    cancelled query (the deadline passed).
+    """
+
+    def __init__(self, message: str, sqlstate: str = "") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+    @property
+    def canceled(self) -> bool:
+        return self.sqlstate == "57014"

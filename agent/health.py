@@ -40,8 +40,9 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 from kyoten.agent.collector import Collector
-from kyoten.agent.config import Config, PgpoolTarget, PgTarget, load_config
+from kyoten.agent.config import DEFAULT_PATH, ENV_VAR, Config, PgpoolTarget, PgTarget, load_config
 from kyoten.agent.errors import KyotenError
+from kyoten.common.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_log_level, epilog, setup_logging
 from kyoten.common.redact import redact_url
 
 log = logging.getLogger("kyoten.health")
@@ -432,10 +433,13 @@ def _parser() -> argparse.ArgumentParser:
         "local Pgpool-II reaches a primary and the local PostgreSQL is not a second primary; "
         "503 naming the failed checks otherwise.",
     )
+    epilog(p)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     for name, help_text in (("serve", "run the HTTP endpoint"), ("check", "run the checks once")):
         s = sub.add_parser(name, help=help_text)
-        s.add_argument("--config", help="kyoten.toml (default $KYOTEN_CONFIG or /etc/kyoten)")
+        epilog(s)
+        add_log_level(s, "info" if name == "serve" else "warning")
+        s.add_argument("--config", help=f"kyoten.toml (default ${ENV_VAR} or {DEFAULT_PATH})")
         s.add_argument("--site", required=True, help="the `site` of this site's targets")
         s.add_argument("--zabbix-api", default=DEFAULT_API, metavar="URL", help="local API URL")
         s.add_argument(
@@ -456,7 +460,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="fail when the last round is older (default: 2 × interval + 2 × check timeout)",
     )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     check = sub.choices["check"]
     check.add_argument("--json", action="store_true", help="print the JSON body, not the line")
     return p
@@ -468,21 +471,22 @@ async def _check_once(checker: Checker, as_json: bool) -> int:
     finally:
         await checker.close()
     print(json.dumps(report.as_json(), indent=2) if as_json else report.line())
-    return 0 if report.healthy else 1
+    return EXIT_OK if report.healthy else EXIT_FAILED
 
 
 def main(argv: Sequence[str]) -> int:
     """Entry point; ``argv[0]`` is ``"health"`` (as dispatched by ``kyoten``)."""
     args = _parser().parse_args(list(argv[1:]))
+    setup_logging(args.log_level)
     if args.check_timeout <= 0 or (args.cmd == "serve" and args.interval <= 0):
         print("kyoten health: timeouts and intervals must be positive", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         config = load_config(args.config)
         site_targets(config, args.site)
     except KyotenError as exc:
         print(f"kyoten health: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     def checker() -> Checker:
         return Checker(config, args.site, args.zabbix_api, timeout=args.check_timeout)
@@ -493,9 +497,6 @@ def main(argv: Sequence[str]) -> int:
             return await _check_once(checker(), args.json)
 
         return asyncio.run(once())
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     max_age = args.max_age or 2 * args.interval + 2 * args.check_timeout
     host, port = args.listen
 

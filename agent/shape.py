@@ -19,7 +19,7 @@ from kyoten.agent.catalogue.model import Discovery
 from kyoten.agent.catalogue.pgpool import PG_STATUS_MAP, QUORUM_MAP, STATUS_MAP
 from kyoten.agent.catalogue.postgres import RECEIVER_MAP, ROLE_MAP
 from kyoten.agent.catalogue.zabbix import NODE_STATUS
-from kyoten.agent.snapshot import PgpoolRaw, PgRaw, ZabbixRaw
+from kyoten.agent.snapshot import PgpoolRaw, PgRaw, Rows, ZabbixRaw
 
 Json = dict[str, Any]
 
@@ -63,18 +63,34 @@ def replay_delay(raw: PgRaw) -> float:
     return round(max(raw.now - raw.last_replay_ts, 0.0), 3)
 
 
+def _inactive_seconds(raw: PgRaw, since: Any) -> float | None:
+    """Seconds since a slot stopped being streamed: PostgreSQL 17's inactive_since (NULL while
+    streamed: 0). Before 17 no server says, so it is unknown (None), not 0."""
+    if raw.version < 170000:
+        return None
+    return 0.0 if since is None else round(max(raw.now - float(since), 0.0), 3)
+
+
 def shape_pg(
     raw: PgRaw, *, target: str, site: str, expected_standbys: Sequence[str], duration: float
 ) -> Json:
-    """The ``kyoten.pg`` object of one server."""
+    """The ``kyoten.pg`` object of one server.
+
+    Every standby in ``expected_standbys`` has a row whatever this server's role, with
+    ``expected`` 1 only while it is primary: a row that vanished when the server turned
+    standby would leave its triggers with nothing to resolve them.
+    """
     ref = raw.ref_lsn
+    must_stream = set() if raw.in_recovery else set(expected_standbys)
     standbys: list[Json] = []
     for s in raw.standbys:
+        name = s.get("application_name") or ""
         standbys.append(
             {
-                "application_name": s.get("application_name") or "",
+                "application_name": name,
                 "client_addr": s.get("client_addr") or "",
                 "connected": 1,
+                "expected": 1 if name in must_stream else 0,
                 "state": s.get("state") or "",
                 "sync_state": s.get("sync_state") or "",
                 "sent_lag_bytes": _lag(ref, s.get("sent")),
@@ -88,13 +104,14 @@ def shape_pg(
         )
     present = {s["application_name"] for s in standbys}
     for name in expected_standbys:
-        if name not in present and not raw.in_recovery:
+        if name not in present:
             standbys.append(
                 {
                     "application_name": name,
                     "client_addr": "",
                     "connected": 0,
-                    "state": "missing",
+                    "expected": 1 if name in must_stream else 0,
+                    "state": "missing" if name in must_stream else "",
                     "sync_state": "",
                     "sent_lag_bytes": 0,
                     "write_lag_bytes": 0,
@@ -112,6 +129,7 @@ def shape_pg(
     slots = [
         {
             "slot_name": s.get("slot_name") or "",
+            "present": 1,
             "slot_type": s.get("slot_type") or "",
             "active": 1 if s.get("active") else 0,
             "wal_status": s.get("wal_status") or "",
@@ -119,6 +137,7 @@ def shape_pg(
             "safe_wal_size": float(s["safe_wal_size"])
             if s.get("safe_wal_size") is not None
             else -1.0,
+            "inactive_seconds": _inactive_seconds(raw, s.get("inactive_since")),
         }
         for s in raw.slots
     ]
@@ -214,26 +233,113 @@ def _num(row: Mapping[str, str], key: str) -> float:
     return value if math.isfinite(value) else 0.0
 
 
+def _health_figures(h: Mapping[str, str] | None, now: float) -> Json:
+    """A backend's health-check figures; all None when this Pgpool cannot give them (4.1,
+    or no row for the node): unknown, not 0."""
+    if h is None:
+        return dict.fromkeys(HEALTH_FIELDS)
+    last_ok = parse_local_time(h.get("last_successful_health_check", ""))
+    return {
+        "hc_total": int(_num(h, "total_count")),
+        "hc_fail": int(_num(h, "fail_count")),
+        "hc_retry": int(_num(h, "retry_count")),
+        "hc_skip": int(_num(h, "skip_count")),
+        "hc_avg_duration": round(_num(h, "average_duration") / 1000.0, 6),
+        "hc_last_ok_age": round(max(now - last_ok, 0.0), 3) if last_ok else -1.0,
+    }
+
+
+HEALTH_FIELDS = (
+    "hc_total",
+    "hc_fail",
+    "hc_retry",
+    "hc_skip",
+    "hc_avg_duration",
+    "hc_last_ok_age",
+)
+IDLE_CHILD = ("Wait for connection", "")  # SHOW POOL_PROCESSES status of a free child (4.3+)
+
+
+def children_in_use(processes: Rows | None, up_nodes: Iterable[int]) -> int | None:
+    """Children serving a client, from what this Pgpool version reports; None if it cannot.
+
+    4.3+: SHOW POOL_PROCESSES rows whose ``status`` is not 'Wait for connection'. Before
+    4.3 there is no ``status``: SHOW POOL_POOLS rows with ``pool_connected`` 1 (a client
+    holds that slot), counted once per child and only on backends Pgpool has up, because
+    Pgpool clears the flag only on backends that are still valid (a slot of a backend
+    that went down while in use keeps reading 1).
+    """
+    if not processes:
+        return None
+    first = processes[0]
+    if "status" in first:
+        return sum(1 for p in processes if p.get("status", "") not in IDLE_CHILD)
+    if "pool_connected" in first:
+        up = {str(n) for n in up_nodes}
+        return len(
+            {
+                p.get("pool_pid")
+                for p in processes
+                if p.get("pool_connected") == "1" and p.get("backend_id") in up
+            }
+        )
+    return None
+
+
+def _children_total(raw: PgpoolRaw) -> int:
+    if raw.num_init_children:
+        return raw.num_init_children
+    rows = raw.processes or ()
+    return len({p.get("pool_pid") for p in rows}) if rows and "pool_pid" in rows[0] else len(rows)
+
+
+def backend_name(
+    node_id: int, host: str, port: str, listed: Sequence[str], known: Mapping[tuple[str, str], str]
+) -> str:
+    """A backend's name in kyoten.toml: the target listed at its node id in the Pgpool
+    target's ``backends``, else the [postgres.*] target with its host and port, else its
+    address; operators read it in trigger names instead of host:port."""
+    if 0 <= node_id < len(listed):
+        return listed[node_id]
+    return known.get((host, port)) or f"{host}:{port}"
+
+
 def shape_pgpool(
-    raw: PgpoolRaw, *, target: str, site: str, watchdog_enabled: bool, duration: float
+    raw: PgpoolRaw,
+    *,
+    target: str,
+    site: str,
+    watchdog_enabled: bool,
+    duration: float,
+    listed: Sequence[str] = (),
+    addresses: Mapping[tuple[str, str], str] | None = None,
 ) -> Json:
-    """The ``kyoten.pgpool`` object of one Pgpool-II."""
-    health = {h.get("node_id", ""): h for h in raw.health}
+    """The ``kyoten.pgpool`` object of one Pgpool-II.
+
+    ``listed`` (the target's ``backends``, in node order) and ``addresses`` ((host, port) of
+    each [postgres.*] target → its name) name the backends as kyoten.toml does.
+    """
+    health = None if raw.health is None else {h.get("node_id", ""): h for h in raw.health}
     backends: list[Json] = []
     for n in raw.nodes:
         node_id = int(n.get("node_id", "0") or 0)
         st = status_code(n.get("status", ""))
         pgst = pg_status_code(n.get("pg_status", ""))
         delay_b, delay_s = parse_delay(n.get("replication_delay", ""))
-        h = health.get(str(node_id), {})
-        last_ok = parse_local_time(h.get("last_successful_health_check", ""))
         backends.append(
             {
                 "node_id": node_id,
+                "name": backend_name(
+                    node_id, n.get("hostname", ""), n.get("port", ""), listed, addresses or {}
+                ),
                 "backend": f"{n.get('hostname', '')}:{n.get('port', '')}",
                 "status": st,
                 "pg_status": pgst,
-                "drift": 1 if st in HELD_DOWN and pgst == PG_UP else 0,
+                # no live check at all (4.1/4.2 SHOW POOL_NODES, their pcp_node_info):
+                # whether Pgpool holds a live backend down is unknown, not "no"
+                "drift": (1 if st in HELD_DOWN and pgst == PG_UP else 0)
+                if "pg_status" in n
+                else None,
                 "role": n.get("role", ""),
                 "pg_role": n.get("pg_role", "") or "unknown",
                 "is_primary": 1 if n.get("role", "") == "primary" else 0,
@@ -242,21 +348,15 @@ def shape_pgpool(
                 "replication_state": n.get("replication_state", ""),
                 "replication_sync_state": n.get("replication_sync_state", ""),
                 "last_status_change": parse_local_time(n.get("last_status_change", "")),
-                "hc_total": int(_num(h, "total_count")),
-                "hc_fail": int(_num(h, "fail_count")),
-                "hc_retry": int(_num(h, "retry_count")),
-                "hc_skip": int(_num(h, "skip_count")),
-                "hc_avg_duration": round(_num(h, "average_duration") / 1000.0, 6),
-                "hc_last_ok_age": round(max(raw.now - last_ok, 0.0), 3) if last_ok else -1.0,
+                **_health_figures(None if health is None else health.get(str(node_id)), raw.now),
             }
         )
     primary = next((b for b in backends if b["is_primary"] and b["status"] in UP_STATES), None)
-    busy: int | None = None
-    if raw.processes is not None:
-        busy = sum(
-            1 for p in raw.processes if p.get("status", "") not in ("Wait for connection", "")
-        )
-    total = raw.num_init_children or (len(raw.processes) if raw.processes else 0)
+    up_nodes = [b["node_id"] for b in backends if b["status"] in UP_STATES]
+    busy = children_in_use(raw.processes, up_nodes)
+    total = _children_total(raw)
+    drifts = [b["drift"] for b in backends if b["drift"] is not None]
+    live_roles = any("pg_role" in n for n in raw.nodes) or not raw.nodes
     wd = raw.watchdog or {}
     return {
         "target": target,
@@ -270,8 +370,11 @@ def shape_pgpool(
         "backends_up": sum(1 for b in backends if b["status"] in UP_STATES),
         "primary_node_id": float(primary["node_id"]) if primary else -1.0,
         "primary_backend": primary["backend"] if primary else "",
-        "pg_primaries": sum(1 for b in backends if b["pg_role"] == "primary"),
-        "drift_count": sum(b["drift"] for b in backends),
+        "primary_name": primary["name"] if primary else "",
+        "pg_primaries": sum(1 for b in backends if b["pg_role"] == "primary")
+        if live_roles
+        else None,
+        "drift_count": sum(drifts) if drifts or not backends else None,
         "children_total": total,
         "children_busy": busy,
         "children_busy_pct": round(100.0 * busy / total, 2) if busy is not None and total else None,
@@ -338,11 +441,19 @@ def shape_zabbix(raw: ZabbixRaw, *, target: str, site: str, duration: float) -> 
 # ----------------------------------------------------------------------------- cross-site
 @dataclass(frozen=True)
 class Outcome:
-    """One target's shaped object, or why it could not be had."""
+    """One target's shaped object, or why it could not be had.
+
+    ``connected`` is False when no connection could be made at all (refused, unreachable,
+    no answer within connect_timeout): the server is down, not merely slow to answer.
+    ``site`` and ``address`` are the target's, from kyoten.toml.
+    """
 
     target: str
     value: Json | None
     error: str | None = None
+    connected: bool = True
+    site: str = ""
+    address: str = ""
 
 
 def _normal_status(code: int) -> str:
@@ -365,12 +476,23 @@ def shape_cross(
     for o in pool_ok:
         for b in (o.value or {}).get("backends", []):
             statuses.setdefault(b["backend"], set()).add(_normal_status(b["status"]))
-            drift += b["drift"]
+            drift += b["drift"] or 0  # None: that Pgpool cannot tell (4.1/4.2)
     zbx_active: set[str] = set()
     for o in zbx:
         if o.value:
             zbx_active.update(n["name"] for n in o.value["nodes"] if n["status"] == HA_ACTIVE)
     failed = [o for o in (*pg, *pools, *zbx) if o.error is not None]
+    servers = [
+        {
+            "target": o.target,
+            "site": o.site,
+            "address": o.address,
+            "up": 0 if o.value is None and not o.connected else 1,
+            "is_primary": None if o.value is None else int(o.value["in_recovery"] == PRIMARY),
+            "other_primaries": len([t for t in primaries if t != o.target]),
+        }
+        for o in pg
+    ]
     return {
         "duration": round(duration, 6),
         "pg_targets": len(pg),
@@ -385,6 +507,7 @@ def shape_cross(
         "pgpool_drift": drift,
         "zabbix_active_nodes": len(zbx_active),
         "unreachable": "; ".join(f"{o.target}: {o.error}" for o in failed),
+        "servers": servers,
     }
 
 

@@ -40,7 +40,11 @@ class PgpoolRaw:
     via_pcp: bool
     version: str
     nodes: Rows
-    health: Rows
+    # SHOW POOL_HEALTH_CHECK_STATS rows (or pcp_health_check_stats); None: this Pgpool
+    # cannot say (4.1), so every health-check figure is unknown
+    health: Rows | None
+    # rows busy children are counted from: SHOW POOL_PROCESSES (``status``, 4.3+) or SHOW
+    # POOL_POOLS (``pool_connected``, before 4.3); None: not read (PCP)
     processes: Rows | None
     num_init_children: int | None
     watchdog: dict[str, str] | None

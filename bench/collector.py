@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """Collector cost on the real harness: figures, not a pass/fail test.
 
-Prints, in one run, p50/p90 of:
-  * the full PostgreSQL snapshot and the Pgpool-II snapshot through the real zabbix_agent2
-    in UserParameter mode (``kyoten get`` per poll), next to one psql-based UserParameter item
-    (how the official "PostgreSQL by Zabbix agent" template and pg_monz collect; that template
-    runs five such items per poll for replication alone);
+Prints, in one run:
+  * cold start, what UserParameter mode costs per poll: the CPU time (user + system, of the
+    ``sh -c`` the agent runs and everything it starts) of ``kyoten get kyoten.pg[site-a]``
+    beside one psql item on the same server, median and p90, with their ratio (goals: <= 50 ms
+    and <= 1x psql), and where a call's import time goes (``python -X importtime``);
+  * p50/p90 of the full PostgreSQL snapshot and the Pgpool-II snapshot through the real
+    zabbix_agent2 in UserParameter mode (``kyoten get`` per poll), next to one psql-based
+    UserParameter item (how the official "PostgreSQL by Zabbix agent" template and pg_monz
+    collect; that template runs five such items per poll for replication alone);
   * the PostgreSQL snapshot with 1 and with 17 walsenders (16 extra ``pg_receivewal`` clients
     on slots), in-process on a kept connection, and through the agent.
+
+kyoten's modules are byte-compiled first, as the Debian package does at install: the agent
+runs ``kyoten get`` as user zabbix, which cannot write ``__pycache__`` in a source tree, and a
+call that compiles every module from source measures the compiler, not kyoten.
 
 Run as root on a machine with the Debian packages installed:  .venv/bin/python bench/collector.py
 """
@@ -15,7 +23,11 @@ Run as root on a machine with the Debian packages installed:  .venv/bin/python b
 from __future__ import annotations
 
 import argparse
+import compileall
+import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +49,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("-n", type=int, default=40, help="samples per figure through the agent")
     ap.add_argument("--walsenders", type=int, default=16, help="extra pg_receivewal clients")
+    ap.add_argument("--cold", type=int, default=60, help="samples per cold-start CPU figure")
     args = ap.parse_args()
+    compile_kyoten()
     root = Path(tempfile.mkdtemp(prefix="kyoten-bench-"))
     root.chmod(0o755)
     receivers: list[subprocess.Popen[bytes]] = []
@@ -62,6 +76,7 @@ def main() -> int:
             f"kyoten collector benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
             f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPUs)"
         )
+        cold_start(kyoten, installed_layout(root), str(config), ref.split(",", 1)[1], args.cold)
         print("Through zabbix_agent2 6.0 (UserParameter mode, one process per poll):")
         pg_full = row(
             "kyoten.pg[site-a]  full PostgreSQL snapshot",
@@ -112,6 +127,140 @@ def main() -> int:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
+
+
+def compile_kyoten() -> None:
+    """Byte-compile kyoten's own modules (in place; ``__pycache__`` is ignored by git)."""
+    top = Path(__file__).resolve().parent.parent
+    for part in ("agent", "shell", "common"):
+        compileall.compile_dir(str(top / part), quiet=1)
+
+
+def cpu_ms(command: str, n: int) -> list[float]:
+    """CPU time (user + system, ms) of ``sh -c command`` and all it starts, ``n`` times."""
+    out = []
+    for _ in range(n + 1):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0 or done.stderr or done.stdout.startswith('{"error"'):
+            raise RuntimeError(f"{command}: {done.stdout or done.stderr}")
+        spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        out.append(spent * 1000)
+    return out[1:]  # the first one warms the page cache
+
+
+def installed_layout(root: Path) -> str:
+    """A ``kyoten`` script as a regular (non-editable) install has it, like the .deb's venv.
+
+    The development venv's editable install adds an import hook that site loads in every
+    process (pathlib, importlib.util, ...); a packaged install has none. Here: a venv whose
+    site-packages lists kyoten's folders under their import names and the development venv's
+    packages (plain .pth paths, no hook), and the console script pip writes.
+    """
+    top = Path(__file__).resolve().parent.parent
+    venv = root / "installed"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    pkg = root / "installed-pkg" / "kyoten"
+    pkg.mkdir(parents=True)
+    for part in ("agent", "alerting", "hardware", "shell", "common"):
+        (pkg / part).symlink_to(top / part)
+
+    def purelib(python: str) -> str:
+        code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+        return subprocess.run(
+            [python, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    deps = purelib(sys.executable)
+    Path(purelib(str(venv / "bin/python")), "kyoten-bench.pth").write_text(
+        f"{pkg.parent}\n{deps}\n"
+    )
+    script = venv / "bin/kyoten"
+    script.write_text(
+        f"#!{venv / 'bin/python3'}\nimport re\nimport sys\nfrom kyoten.shell.cli import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def cold_start(kyoten: str, installed: str, config: str, psql_item: str, n: int) -> None:
+    """``kyoten get`` for one PostgreSQL target against one psql item, in CPU time."""
+    key = "'kyoten.pg[site-a]'"
+    print(f"Cold start, CPU per call (user + system of the sh -c the agent runs, n={n}):")
+    figures = {}
+    for label, command in (
+        ("kyoten get kyoten.pg[site-a], development venv", f"{kyoten} get --config {config} {key}"),
+        ("kyoten get kyoten.pg[site-a], as installed", f"{installed} get --config {config} {key}"),
+        ("one psql item (reference)", psql_item),
+    ):
+        samples = cpu_ms(command, n)
+        p50, p90 = statistics.median(samples), statistics.quantiles(samples, n=10)[8]
+        figures[label.split(",")[-1].strip()] = p50
+        print(f"  {label:58} p50 {p50:8.2f} ms   p90 {p90:8.2f} ms")
+    psql_p50 = figures["one psql item (reference)"]
+    for where in ("development venv", "as installed"):
+        p50 = figures[where]
+        print(
+            f"  -> {where}: kyoten get p50 {p50:.1f} ms CPU (goal <= 50: "
+            f"{'met' if p50 <= 50 else 'NOT met'}), {p50 / psql_p50:.2f}x one psql item "
+            f"(goal <= 1: {'met' if p50 <= psql_p50 else 'NOT met'})"
+        )
+    import_breakdown(installed, config)
+
+
+def python_of(script: str) -> str:
+    """The interpreter of a console script (its #! line)."""
+    return Path(script).read_text().splitlines()[0].removeprefix("#!").strip()
+
+
+def import_breakdown(kyoten: str, config: str, runs: int = 5) -> None:
+    """Where a ``kyoten get`` spends its import time: python -X importtime, median of runs."""
+    per_run: list[dict[str, tuple[int, int]]] = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [
+                python_of(kyoten),
+                "-X",
+                "importtime",
+                kyoten,
+                "get",
+                "--config",
+                config,
+                "kyoten.pg[site-a]",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        seen: dict[str, tuple[int, int]] = {}
+        for line in done.stderr.splitlines():
+            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+            if m:  # module -> (cumulative us, depth)
+                seen[m.group(4)] = (int(m.group(2)), len(m.group(3)) // 2)
+        per_run.append(seen)
+
+    def cum(name: str) -> float:
+        return statistics.median(r[name][0] for r in per_run if name in r) / 1000
+
+    top = [n for n, (_, depth) in per_run[0].items() if depth == 0]
+    total = sum(cum(n) for n in top)
+    print(
+        f"  import time of one call as installed (python -X importtime, median of {runs}; "
+        f"the instrumentation inflates it): {total:.1f} ms"
+    )
+    for name in sorted(top, key=cum, reverse=True)[:8]:
+        print(f"    {cum(name):6.1f} ms  {name}")
+    inner = [n for n, (_, depth) in per_run[0].items() if depth == 1]
+    kyoten_parts = sorted(
+        (n for n in inner if n.startswith("kyoten.") or n in ("orjson", "dataclasses", "typing")),
+        key=cum,
+        reverse=True,
+    )
+    print("    of which, inside kyoten.agent.collector and the root command:")
+    for name in kyoten_parts[:10]:
+        print(f"    {cum(name):6.1f} ms    {name}")
+    print(f"    ({len(per_run[0])} modules; psycopg loaded: {'psycopg' in per_run[0]})")
 
 
 def start_receivewal(port: int, root: Path, count: int) -> list[subprocess.Popen[bytes]]:

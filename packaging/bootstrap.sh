@@ -16,6 +16,8 @@ APT_PACKAGES=(
   python3 python3-venv
   debootstrap debian-archive-keyring ca-certificates curl procps iproute2 util-linux
   systemd   # systemd-analyze verify/security for the packaged units (no service is started)
+  locales   # the Zabbix frontend's default language en_US needs its locale (generated below)
+  chromium chromium-driver   # the browser tests drive headless Chromium over chromedriver
 )
 
 log() { printf '[bootstrap %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -34,6 +36,13 @@ install_system() {
   log "apt-get install ${APT_PACKAGES[*]}"
   apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
   [[ $own_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d
+  # without it every frontend page shows 'Locale for language "en_US" is not found'
+  if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
+    log "locale en_US.UTF-8 (the Zabbix frontend's default language)"
+    sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+    grep -qx 'en_US.UTF-8 UTF-8' /etc/locale.gen || echo 'en_US.UTF-8 UTF-8' >>/etc/locale.gen
+    locale-gen
+  fi
   return 0
 }
 

@@ -3,15 +3,18 @@
 Each part of kyoten owns its own subcommands: this module only knows their names and where
 they live, and imports a part when its subcommand runs. That keeps ``kyoten get`` (run by the
 Zabbix agent on every poll in UserParameter mode) from paying for aiohttp, slack-sdk or
-pyserial imports it never uses.
+pyserial imports it never uses; argparse too is only loaded for the top-level help.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 # subcommand -> (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -41,6 +44,8 @@ def package_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: subcommand names only; each part parses its own arguments."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="kyoten",
         description="Monitoring and alerting for cross-site Zabbix deployments "

@@ -63,14 +63,63 @@ def artefacts() -> dict[str, Callable[[], dict[str, str]]]:
     }
 
 
+def cmd_export_map(argv: list[str]) -> int:
+    """``kyoten export map``: the topology map of a kyoten.toml, as import YAML on stdout."""
+    from kyoten.agent.config import load_config
+    from kyoten.agent.errors import ConfigError
+    from kyoten.agent.export.templates import VERSIONS
+    from kyoten.agent.export.topology import MAP_NAME, map_yaml, plan
+
+    p = argparse.ArgumentParser(
+        prog="kyoten export map",
+        description="Print the live topology map of the targets in kyoten.toml (Zabbix import "
+        "YAML): per site its Zabbix server node, Pgpool-II and PostgreSQL server, replication "
+        "and Pgpool-to-backend links coloured by their triggers. 'kyoten import --config' "
+        "imports it (with the hosts it refers to).",
+    )
+    p.add_argument("--config", help="kyoten.toml (default: $KYOTEN_CONFIG or /etc/kyoten)")
+    p.add_argument("--format", choices=VERSIONS, default="6.0", help="export format (6.0)")
+    p.add_argument("--host-prefix", default="", help="prefix of the host names (default none)")
+    p.add_argument(
+        "--zabbix-node",
+        action="append",
+        default=[],
+        metavar="SITE=NODE",
+        help="HANodeName of the Zabbix server at SITE (default: the site's name)",
+    )
+    p.add_argument("--name", default=MAP_NAME, help=f"map name (default {MAP_NAME!r})")
+    args = p.parse_args(argv)
+    nodes = dict(_pair(p, v, "--zabbix-node") for v in args.zabbix_node)
+    try:
+        topo = plan(load_config(args.config), args.host_prefix, nodes=nodes)
+    except (ConfigError, ValueError) as exc:
+        print(f"kyoten export map: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(map_yaml(topo, args.format, args.name))
+    return 0
+
+
+def _pair(p: argparse.ArgumentParser, text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        p.error(f"{option} takes NAME=VALUE, got {text!r}")
+    return key, value
+
+
 def cmd_export(argv: list[str]) -> int:
+    if argv[:1] == ["map"]:
+        return cmd_export_map(argv[1:])
     groups = artefacts()
     p = argparse.ArgumentParser(
         prog="kyoten export",
         description="Write the files generated from the metric catalogue (templates, agent "
         "config snippets, METRICS.md), or with --check fail if the committed ones differ.",
     )
-    p.add_argument("what", choices=["all", *groups], help="which artefacts")
+    p.add_argument(
+        "what",
+        choices=["all", *groups],
+        help="which artefacts ('kyoten export map --help': the topology map of a kyoten.toml)",
+    )
     p.add_argument("--root", default=".", help="repository root to write under (default .)")
     p.add_argument("--check", action="store_true", help="compare instead of writing")
     p.add_argument("--stdout", action="store_true", help="print instead of writing")

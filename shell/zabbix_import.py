@@ -14,6 +14,12 @@ Each object is read first and created or corrected only where it differs from th
 declaration (:func:`reconcile_canary`), so a second run changes nothing, and ``--check`` lists
 the differences without changing anything.
 
+``--config kyoten.toml`` (with ``--bridge-url``/``--bridge-token-file`` and ``--usergroup``)
+also wires the server for that file: hosts, the bridge's global macros, the action to the bridge,
+the topology map and the NOC dashboard, the same read-compare-correct way
+(:mod:`kyoten.shell.zabbix_wiring`). Secrets come from files (``--token-file``,
+``--password-file``, ``--bridge-token-file``) and are never printed.
+
 Exit codes: 0 done, 1 import rejected, 2 usage, 3 API unreachable, 4 credentials refused,
 5 server version not supported, 6 ``--check`` found differences.
 """
@@ -461,7 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--url", required=True, help="frontend URL, e.g. https://zabbix.example/")
     auth = p.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--token", help="API token (Zabbix 5.4+)")
+    auth.add_argument(
+        "--token", help="API token (Zabbix 5.4+); prefer --token-file, a command line is public"
+    )
+    auth.add_argument(
+        "--token-file", type=Path, help="file whose first line is the API token (Zabbix 5.4+)"
+    )
     auth.add_argument("--user", help="user name (with --password-file)")
     p.add_argument("--password-file", type=Path, help="file whose first line is the password")
     p.add_argument("--templates", action="store_true", help="import the templates")
@@ -490,10 +501,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="existing user group whose user has the kyoten media, for every severity "
         "including Information (required with --canary)",
     )
+    wire = p.add_argument_group(
+        "wiring a Zabbix server for kyoten.toml (each part created or corrected only where it "
+        "differs, so a second run changes nothing; --check lists the differences)"
+    )
+    wire.add_argument(
+        "--config",
+        type=Path,
+        metavar="KYOTEN_TOML",
+        help="create the hosts for its targets (template, target macro, agent interface), "
+        "the topology map and the 'kyoten NOC' dashboard",
+    )
+    wire.add_argument("--host-group", default="kyoten", help="host group of the hosts (kyoten)")
+    wire.add_argument("--host-prefix", default="", help="prefix of the host names (none)")
+    wire.add_argument(
+        "--agent",
+        default="127.0.0.1:10050",
+        metavar="HOST:PORT",
+        help="the agent (with kyoten and every target of the file) that polls the hosts",
+    )
+    wire.add_argument(
+        "--host-macro",
+        action="append",
+        default=[],
+        metavar="MACRO=VALUE",
+        help="a macro set on every host, e.g. '{$KYOTEN.INTERVAL}=30s' (repeatable)",
+    )
+    wire.add_argument(
+        "--zabbix-node",
+        action="append",
+        default=[],
+        metavar="SITE=NODE",
+        help="HANodeName of the Zabbix server at SITE, for the map (default: the site's name)",
+    )
+    wire.add_argument(
+        "--bridge-url", help="global macro {$KYOTEN.BRIDGE.URL}: the bridge's /v1/events URL"
+    )
+    wire.add_argument(
+        "--bridge-token-file",
+        type=Path,
+        help="file whose first line is the bridge's token: global secret macro "
+        "{$KYOTEN.BRIDGE.TOKEN} (never printed; written on every run, Zabbix never shows it)",
+    )
+    wire.add_argument(
+        "--usergroup",
+        metavar="NAME",
+        help="existing user group whose user has the kyoten media: the action 'kyoten: "
+        "problems to the bridge' sends every problem, update and recovery to it",
+    )
     return p
 
 
+def _first_line(parser: argparse.ArgumentParser, path: Path, option: str) -> str:
+    """The first line of a secret file; a usage error (naming the option) when unreadable."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        parser.error(f"cannot read {option}: {exc.strerror}")
+    if not lines or not lines[0]:
+        parser.error(f"{option} is empty")
+    return lines[0]
+
+
 def _password(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    if args.token_file:
+        args.token = _first_line(parser, args.token_file, "--token-file")
     if args.token:
         if args.password_file:
             parser.error("--password-file goes with --user, not with --token")
@@ -524,6 +596,7 @@ def main(argv: Sequence[str]) -> int:
         )
     if args.canary_usergroup and not args.canary:
         parser.error("--canary-usergroup goes with --canary")
+    topo, wiring, bridge_token = _wiring(args, parser)
     templates, media_type = args.templates, args.media_type
     if not templates and not media_type:
         templates = media_type = True
@@ -544,7 +617,10 @@ def main(argv: Sequence[str]) -> int:
             drift = check_canary(api, args.canary_usergroup, files, fmt) if args.canary else []
             for line in drift:
                 print(f"canary: {line}")
-            return 6 if diffs or drift else 0
+            wired = _wire(api, topo, wiring, fmt, apply=False)
+            for line in wired:
+                print(f"wiring: {line}")
+            return 6 if diffs or drift or wired else 0
         if args.canary:
             docs.append(canary_document(files, fmt))
         import_documents(api, docs)
@@ -559,12 +635,77 @@ def main(argv: Sequence[str]) -> int:
                 raise ImportFailed(f"Zabbix rejected a canary object: {exc}", 1) from None
             for line in done or ["host, permission and action already in place"]:
                 print(f"canary: {line}")
+        if wiring is not None:
+            for line in _wire(api, topo, wiring, fmt, apply=True) or ["everything in place"]:
+                print(f"wiring: {line}")
         if not args.token:
             api.logout()
     except ImportFailed as exc:
-        print(
-            f"kyoten import: {redact(str(exc), [args.token or '', password or ''])}",
-            file=sys.stderr,
-        )
+        secrets = [args.token or "", password or "", bridge_token or ""]
+        print(f"kyoten import: {redact(str(exc), secrets)}", file=sys.stderr)
         return exc.code
     return 0
+
+
+def _wiring(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[Any, Any, str | None]:
+    """(topology or None, :class:`~kyoten.shell.zabbix_wiring.Wiring` or None, bridge token)
+    from the wiring options; usage errors name the option."""
+    wants = args.config or args.bridge_url or args.bridge_token_file or args.usergroup
+    if not wants:
+        for option, given in (
+            ("--host-macro", args.host_macro),
+            ("--zabbix-node", args.zabbix_node),
+            ("--host-prefix", args.host_prefix),
+        ):
+            if given:
+                parser.error(f"{option} goes with --config")
+        return None, None, None
+    from kyoten.shell.zabbix_wiring import Wiring
+
+    token = (
+        _first_line(parser, args.bridge_token_file, "--bridge-token-file")
+        if args.bridge_token_file
+        else None
+    )
+    host, sep, port = args.agent.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        parser.error(f"--agent takes HOST:PORT, got {args.agent!r}")
+    topo = None
+    if args.config:
+        from kyoten.agent.config import load_config
+        from kyoten.agent.errors import ConfigError
+        from kyoten.agent.export.topology import plan
+
+        macros = dict(_pair(parser, v, "--host-macro") for v in args.host_macro)
+        nodes = dict(_pair(parser, v, "--zabbix-node") for v in args.zabbix_node)
+        try:
+            topo = plan(load_config(str(args.config)), args.host_prefix, macros, nodes)
+        except (ConfigError, ValueError) as exc:
+            parser.error(f"--config: {exc}")
+    wiring = Wiring(
+        host_group=args.host_group,
+        agent=(host, int(port)),
+        bridge_url=args.bridge_url,
+        bridge_token=token,
+        usergroup=args.usergroup,
+        map=topo is not None,
+        dashboard=topo is not None,
+    )
+    return topo, wiring, token
+
+
+def _pair(parser: argparse.ArgumentParser, text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        parser.error(f"{option} takes NAME=VALUE, got {text!r}")
+    return key, value
+
+
+def _wire(api: Any, topo: Any, wiring: Any, fmt: str, *, apply: bool) -> list[str]:
+    if wiring is None:
+        return []
+    from kyoten.shell.zabbix_wiring import wire
+
+    return wire(api, topo, wiring, fmt, apply=apply)

@@ -38,6 +38,15 @@ def cluster(lab_root: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
+def trixie_cluster(lab_root: Path) -> Iterator[Cluster]:
+    """The shared cluster of the second stack (trixie's PostgreSQL 17 and Pgpool-II 4.6),
+    for the folders that run per stack (``tests/stacks.py``): one for the whole session."""
+    c = build_cluster(lab_root / "shared-trixie", stack="trixie")
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="session")
 def pg_primary(cluster: Cluster) -> PgNode:
     """The shared primary; ``conninfo(dbname)`` gives a superuser conninfo on loopback."""
     return cluster.primary

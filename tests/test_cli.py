@@ -151,7 +151,9 @@ def test_get_runs_without_the_bridge_stack(
         assert out.stderr == "", "kyoten get wrote to stderr (the agent would store it)"
     else:
         assert "kyoten.agent.collector" in importtime_modules(out.stderr)
-    assert_lean(loaded_modules(report, out.stderr), "kyoten.agent.commands", "psycopg")
+    assert_lean(
+        loaded_modules(report, out.stderr), "kyoten.agent.commands", "kyoten.agent.sources.pq"
+    )
 
 
 # ----------------------------------------------------------------------------- the plugin

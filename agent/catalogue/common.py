@@ -11,6 +11,14 @@ NODATA = Macro(
     "item of a target that fails is 'not supported' with the reason.",
 )
 
+CHANGE_HOLD = Macro(
+    "{$KYOTEN.CHANGE.HOLD}",
+    "10m",
+    "How long a change event (failover, role, timeline, HA node) stays open: the changed "
+    "item stores changes only, with a heartbeat of this period, and the heartbeat's unchanged "
+    "value resolves the event. Every change within the period opens an event of its own.",
+)
+
 TARGET_FIELD = Metric(
     "target",
     "Target",
@@ -27,8 +35,19 @@ SITE_FIELD = Metric(
 )
 
 
-def duration(area: str, uid: str, what: str) -> Metric:
-    """Collector wall time, also the item whose silence means 'target unreachable'."""
+def duration(
+    area: str,
+    uid: str,
+    what: str,
+    severity: Severity = Severity.HIGH,
+    more: str = "",
+    label: str | None = None,
+) -> Metric:
+    """Collector wall time, also the item whose silence means 'target unreachable'.
+
+    ``label`` starts the trigger's name (the area with the target's name, e.g.
+    ``PostgreSQL {$KYOTEN.PG.TARGET}``); ``more`` is added to its description.
+    """
     return Metric(
         "duration",
         f"{area}: Collector duration",
@@ -39,13 +58,12 @@ def duration(area: str, uid: str, what: str) -> Metric:
         triggers=(
             Trigger(
                 f"{uid}.nodata",
-                f"{area}: no data from the collector for {{$KYOTEN.NODATA.TIMEOUT}}",
+                f"{label or area}: no data from the collector for {{$KYOTEN.NODATA.TIMEOUT}}",
                 "nodata(ITEM(duration),{$KYOTEN.NODATA.TIMEOUT})=1",
-                Severity.HIGH,
+                severity,
                 f"No successful snapshot of {what} arrived for {{$KYOTEN.NODATA.TIMEOUT}}: the "
                 "target is down or unreachable, or the agent cannot run kyoten. The master item's "
-                "'not supported' reason says which.",
-                manual_close=False,
+                "'not supported' reason says which." + more,
             ),
         ),
     )

@@ -8,6 +8,7 @@ those can drift from what the collector really sends.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -90,6 +91,14 @@ class Trigger:
     the item of ``field`` in the same scope (the family, or the same LLD rule); the renderer
     turns it into ``/Template name/item.key``. ``depends_on`` names the ``uid`` of triggers
     this one is suppressed by (one root cause pages once).
+
+    ``per_change`` makes it a change event: Zabbix's *multiple* problem event generation, so
+    every change opens an event of its own even while an earlier one is open. Such a trigger
+    must compare the last two stored values of an item that stores changes only (a heartbeat
+    of ``{$KYOTEN.CHANGE.HOLD}``): it is then evaluated exactly once per change, and the
+    heartbeat's unchanged value resolves it ``{$KYOTEN.CHANGE.HOLD}`` after the last change.
+    ``event_name`` then names each event by its change (``{ITEM.VALUE1}`` is the value that
+    opened it, frozen in the event), where operational data would show the latest value.
     """
 
     uid: str
@@ -102,6 +111,8 @@ class Trigger:
     manual_close: bool = False
     depends_on: tuple[str, ...] = ()
     scope: str = "availability"
+    per_change: bool = False
+    event_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,11 @@ class Metric:
     """One field of a collector JSON object and, unless ``item`` is false, a dependent item.
 
     ``heartbeat`` adds DISCARD_UNCHANGED_HEARTBEAT (slow-changing values); ``optional`` adds a
-    DISCARD_VALUE error handler for values a role does not have (JSON null).
+    DISCARD_VALUE error handler for values a role does not have (JSON null). ``missing`` is
+    the value an item of a discovered entity reads once its row has left the JSON (a dropped
+    slot, a standby that went away): a CUSTOM_VALUE error handler, chosen so that the
+    entity's triggers resolve instead of going *unknown* with a problem left open. Item
+    prototypes without it discard the value instead (they keep their last one).
     """
 
     field: str
@@ -123,6 +138,7 @@ class Metric:
     item: bool = True
     optional: bool = False
     graph: str | None = None
+    missing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,19 @@ INTERVAL = Macro(
 )
 """The master items' update interval: a macro, so a host (or a test) can poll faster."""
 
+DEADLINE = 2.5
+"""Seconds one collector call may take: kyoten.toml's ``deadline`` unless set there. Every
+failure is reported within it, so Zabbix must wait a little longer for a master item."""
+
+TIMEOUT = Macro(
+    "{$KYOTEN.TIMEOUT}",
+    f"{math.ceil(DEADLINE) + 1}s",
+    "Per-item timeout of this template's master item (native Zabbix 7.0 templates; 6.0 uses "
+    "the agent's and server's Timeout): kyoten's deadline (kyoten.toml, default "
+    f"{DEADLINE:g} s) plus a second to start the process. Raise it with the deadline.",
+)
+"""The master items' timeout in the 7.0 format, so the agent's global Timeout can stay 3 s."""
+
 
 @dataclass(frozen=True)
 class Family:
@@ -207,3 +236,21 @@ class Family:
         ):
             seen.setdefault(m.name, m)
         return tuple(seen.values())
+
+
+@dataclass(frozen=True)
+class State:
+    """One row of the decision table: a cross-site state and what the NOC sees of it.
+
+    ``lead`` is the ``uid`` of the one problem that names the cause (its description carries
+    the fix); ``symptoms`` are the uids of every other problem the state may raise, each either
+    below High or suppressed by a dependency on the lead; ``recovery`` says what ends it.
+    ``fault`` names the lab fault (``kyoten demo fault NAME``) that produces the state.
+    """
+
+    key: str
+    state: str
+    lead: str
+    symptoms: tuple[str, ...]
+    recovery: str
+    fault: str | None = None

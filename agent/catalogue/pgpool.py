@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kyoten.agent.catalogue.common import NODATA, SITE_FIELD, TARGET_FIELD, duration
+from kyoten.agent.catalogue.common import (
+    CHANGE_HOLD,
+    NODATA,
+    SITE_FIELD,
+    TARGET_FIELD,
+    duration,
+)
 from kyoten.agent.catalogue.model import (
     Discovery,
     Family,
@@ -21,6 +27,8 @@ TARGET = Macro(
     "pgpool",
     "Name of the Pgpool-II target in kyoten.toml that this host's agent collects.",
 )
+T = f"{A} {TARGET.name}"
+"""How trigger names start: the Pgpool by its name in kyoten.toml ("Pgpool-II pool-a: ...")."""
 DELAY = Macro(
     "{$PGPOOL.DELAY.BYTES.MAX.WARN}",
     "67108864",
@@ -38,6 +46,12 @@ BUSY_HIGH = Macro(
     "Percentage of Pgpool child processes in use that is an emergency.",
 )
 BUSY_WINDOW = Macro("{$PGPOOL.CHILDREN.WINDOW}", "5m", "Window for the children triggers.")
+RESERVED = Macro(
+    "{$PGPOOL.CHILDREN.RESERVED}",
+    "0",
+    "Pgpool's reserved_connections (default 0): that many children only refuse clients, so "
+    "every child is busy when all but these serve a client.",
+)
 DRIFT_WINDOW = Macro(
     "{$PGPOOL.DRIFT.WINDOW}",
     "2m",
@@ -90,6 +104,9 @@ BOOL_MAP = ValueMap("kyoten yes/no", (("0", "No"), ("1", "Yes")))
 
 _NODATA = "pgpool.nodata"
 _DOWN = "pgpool.backend_down"
+_REFUSED = "pgpool.sql_refused"
+_EXHAUSTED = "pgpool.children_exhausted"
+_WHERE = "Node {#NODE} at {#BACKEND}"
 
 BACKENDS = Discovery(
     "backends",
@@ -97,17 +114,30 @@ BACKENDS = Discovery(
     "kyoten.pgpool.backends",
     "Backends configured in this Pgpool-II (SHOW POOL_NODES, or pcp_node_info when Pgpool "
     "refuses SQL).",
-    (("{#NODE}", "node_id"), ("{#BACKEND}", "backend")),
+    (("{#NODE}", "node_id"), ("{#BACKEND}", "backend"), ("{#NAME}", "name")),
     metrics=(
         Metric(
             "node_id", "Backend {#NODE}: Node id", ValueType.UNSIGNED, "Pgpool node id.", item=False
         ),
         Metric(
-            "backend", "Backend {#NODE}: Address", ValueType.CHAR, "hostname:port.", heartbeat="1d"
+            "name",
+            "Backend {#NODE}: Name",
+            ValueType.CHAR,
+            "The backend's name in kyoten.toml: the [postgres.*] target listed at its position "
+            "in the target's backends, else the one with its host and port; its address when "
+            "none matches.",
+            item=False,
+        ),
+        Metric(
+            "backend",
+            "Backend [{#NAME}]: Address",
+            ValueType.CHAR,
+            "hostname:port.",
+            heartbeat="1d",
         ),
         Metric(
             "status",
-            "Backend {#NODE} ({#BACKEND}): Pgpool status",
+            "Backend [{#NAME}]: Pgpool status",
             ValueType.UNSIGNED,
             "Pgpool's own belief: 2 up, 1 up without clients yet (waiting, normal), "
             "3 down, 4 quarantine, 0 unused, 5 unknown.",
@@ -116,18 +146,21 @@ BACKENDS = Discovery(
             triggers=(
                 Trigger(
                     _DOWN,
-                    "Pgpool-II: backend {#NODE} ({#BACKEND}) is {ITEM.LASTVALUE1}",
+                    f"{T}: backend {{#NAME}} is detached",
                     "last(ITEM(status))=3 or last(ITEM(status))=4",
                     Severity.AVERAGE,
-                    "Pgpool detached this backend: it sends no queries there until it is "
-                    "re-attached (pcp_attach_node or auto_failback).",
+                    "Pgpool detached this backend (down or quarantine): it sends no queries "
+                    "there until it is re-attached (pcp_attach_node or auto_failback). A "
+                    "symptom when the server itself is down (the cross-site host leads) or held "
+                    "down while alive (the 'holds live backend' problem leads).",
+                    opdata=f"{{ITEM.LASTVALUE1}}; {_WHERE}",
                     depends_on=(_NODATA,),
                 ),
             ),
         ),
         Metric(
             "pg_status",
-            "Backend {#NODE} ({#BACKEND}): PostgreSQL status",
+            "Backend [{#NAME}]: PostgreSQL status",
             ValueType.UNSIGNED,
             "Live check of PostgreSQL itself: 1 up, 0 down, 2 unknown. Made by Pgpool when "
             "asked (4.3+ pg_status), or by kyoten over its own connection when the target "
@@ -137,34 +170,40 @@ BACKENDS = Discovery(
         ),
         Metric(
             "drift",
-            "Backend {#NODE} ({#BACKEND}): Held down while PostgreSQL is up",
+            "Backend [{#NAME}]: Held down while PostgreSQL is up",
             ValueType.UNSIGNED,
             "1 when Pgpool holds the backend down or in quarantine although PostgreSQL "
-            "answers (status drift, e.g. a stale pgpool_status file after a restart).",
+            "answers (status drift, e.g. a stale pgpool_status file after a restart). null "
+            "(no value) without any live check: Pgpool 4.1/4.2 read by SQL or PCP, unless "
+            "the plugin checks the listed backends itself.",
             valuemap=BOOL_MAP.name,
+            optional=True,
             triggers=(
                 Trigger(
                     "pgpool.drift",
-                    "Pgpool-II holds live backend {#NODE} ({#BACKEND}) down",
+                    f"{T}: holds live backend {{#NAME}} down",
                     "min(ITEM(drift),{$PGPOOL.DRIFT.WINDOW})=1",
                     Severity.HIGH,
-                    "PostgreSQL answers but Pgpool will not use it. If it is the primary, writes "
-                    "through this Pgpool fail. Re-attach with pcp_attach_node after checking it "
-                    "is not a stale former primary.",
+                    "PostgreSQL answers but Pgpool will not use it (a stale pgpool_status after "
+                    "a restart, or a failover never reverted). If it is the primary, writes "
+                    "through this Pgpool fail. Fix: check that it is not a stale former primary "
+                    "(that one must be rebuilt as a standby first), then pcp_attach_node -n "
+                    "{#NODE}. Resolves when Pgpool uses the backend again.",
+                    opdata=_WHERE,
                     depends_on=(_NODATA,),
                 ),
             ),
         ),
         Metric(
             "role",
-            "Backend {#NODE} ({#BACKEND}): Pgpool role",
+            "Backend [{#NAME}]: Pgpool role",
             ValueType.CHAR,
             "Pgpool's belief: primary/standby (streaming), main/replica otherwise.",
             heartbeat="1h",
         ),
         Metric(
             "pg_role",
-            "Backend {#NODE} ({#BACKEND}): PostgreSQL role",
+            "Backend [{#NAME}]: PostgreSQL role",
             ValueType.CHAR,
             "Live pg_is_in_recovery(), asked by Pgpool (4.3+) or by kyoten (see "
             "live_checks); 'unknown' when PostgreSQL is not up or not asked.",
@@ -172,7 +211,7 @@ BACKENDS = Discovery(
         ),
         Metric(
             "is_primary",
-            "Backend {#NODE} ({#BACKEND}): Primary in Pgpool's view",
+            "Backend [{#NAME}]: Primary in Pgpool's view",
             ValueType.UNSIGNED,
             "1 when Pgpool routes writes to this backend.",
             valuemap=BOOL_MAP.name,
@@ -180,7 +219,7 @@ BACKENDS = Discovery(
         ),
         Metric(
             "delay_bytes",
-            "Backend {#NODE} ({#BACKEND}): Replication delay",
+            "Backend [{#NAME}]: Replication delay",
             ValueType.FLOAT,
             "replication_delay in bytes as Pgpool measures it; -1 when Pgpool reports it in "
             "seconds (delay_threshold_by_time, 4.4+).",
@@ -189,8 +228,7 @@ BACKENDS = Discovery(
             triggers=(
                 Trigger(
                     "pgpool.delay",
-                    "Pgpool-II: backend {#NODE} ({#BACKEND}) delay over "
-                    "{$PGPOOL.DELAY.BYTES.MAX.WARN}",
+                    f"{T}: backend {{#NAME}} delay over {{$PGPOOL.DELAY.BYTES.MAX.WARN}}",
                     "min(ITEM(delay_bytes),5m)>{$PGPOOL.DELAY.BYTES.MAX.WARN}",
                     Severity.WARNING,
                     "Pgpool sees this standby behind; past delay_threshold it stops load "
@@ -203,14 +241,14 @@ BACKENDS = Discovery(
         ),
         Metric(
             "delay_seconds",
-            "Backend {#NODE} ({#BACKEND}): Replication delay time",
+            "Backend [{#NAME}]: Replication delay time",
             ValueType.FLOAT,
             "replication_delay in seconds (4.4+ by time); -1 otherwise.",
             units="s",
         ),
         Metric(
             "replication_state",
-            "Backend {#NODE} ({#BACKEND}): Replication state",
+            "Backend [{#NAME}]: Replication state",
             ValueType.CHAR,
             "state from the primary's pg_stat_replication matched by "
             "backend_application_name ('' for the primary or when unmatched).",
@@ -218,14 +256,14 @@ BACKENDS = Discovery(
         ),
         Metric(
             "replication_sync_state",
-            "Backend {#NODE} ({#BACKEND}): Sync state",
+            "Backend [{#NAME}]: Sync state",
             ValueType.CHAR,
             "sync_state likewise.",
             heartbeat="1h",
         ),
         Metric(
             "last_status_change",
-            "Backend {#NODE} ({#BACKEND}): Last status change",
+            "Backend [{#NAME}]: Last status change",
             ValueType.UNSIGNED,
             "When Pgpool last changed this backend's status.",
             units="unixtime",
@@ -233,19 +271,23 @@ BACKENDS = Discovery(
         ),
         Metric(
             "hc_total",
-            "Backend {#NODE} ({#BACKEND}): Health checks",
+            "Backend [{#NAME}]: Health checks",
             ValueType.UNSIGNED,
-            "Health checks run (SHOW POOL_HEALTH_CHECK_STATS, 4.2+; 0 before).",
+            "Health checks run (SHOW POOL_HEALTH_CHECK_STATS, or pcp_health_check_stats "
+            "through PCP). Every health-check figure is null (no value) on Pgpool 4.1, which "
+            "keeps no such statistics.",
+            optional=True,
         ),
         Metric(
             "hc_fail",
-            "Backend {#NODE} ({#BACKEND}): Health checks failed",
+            "Backend [{#NAME}]: Health checks failed",
             ValueType.UNSIGNED,
             "Failed health checks since Pgpool started.",
+            optional=True,
             triggers=(
                 Trigger(
                     "pgpool.hc_failing",
-                    "Pgpool-II: health checks of backend {#NODE} ({#BACKEND}) are failing",
+                    f"{T}: health checks of backend {{#NAME}} are failing",
                     "change(ITEM(hc_fail))>0",
                     Severity.AVERAGE,
                     "Health checks failed since the previous poll; repeated failures make "
@@ -256,29 +298,33 @@ BACKENDS = Discovery(
         ),
         Metric(
             "hc_retry",
-            "Backend {#NODE} ({#BACKEND}): Health check retries",
+            "Backend [{#NAME}]: Health check retries",
             ValueType.UNSIGNED,
             "Health check retries since Pgpool started.",
+            optional=True,
         ),
         Metric(
             "hc_skip",
-            "Backend {#NODE} ({#BACKEND}): Health checks skipped",
+            "Backend [{#NAME}]: Health checks skipped",
             ValueType.UNSIGNED,
             "Skipped checks (a down backend is not checked).",
+            optional=True,
         ),
         Metric(
             "hc_avg_duration",
-            "Backend {#NODE} ({#BACKEND}): Health check duration",
+            "Backend [{#NAME}]: Health check duration",
             ValueType.FLOAT,
             "Average health check duration.",
             units="s",
+            optional=True,
         ),
         Metric(
             "hc_last_ok_age",
-            "Backend {#NODE} ({#BACKEND}): Since last good health check",
+            "Backend [{#NAME}]: Since last good health check",
             ValueType.FLOAT,
             "Seconds since the last successful health check; -1 never.",
             units="s",
+            optional=True,
         ),
     ),
 )
@@ -288,7 +334,7 @@ FAMILY = Family(
     description="Pgpool-II snapshot of a target from kyoten.toml, as JSON.",
     template="kyoten Pgpool-II",
     template_description=(
-        "One standalone Pgpool-II (4.1+; column sets of 4.3+ used when present): its view of "
+        "One standalone Pgpool-II (4.1-4.7; column sets of 4.3+ used when present): its view of "
         "each backend side by side with PostgreSQL's own (status vs pg_status, role vs "
         "pg_role), health-check statistics, child-process slots, watchdog quorum. Falls back "
         "to PCP when Pgpool refuses SQL. Set {$KYOTEN.PGPOOL.TARGET}."
@@ -296,12 +342,21 @@ FAMILY = Family(
     params=(Param("target", TARGET),),
     component="pgpool",
     tags=(("class", "software"), ("target", "pgpool")),
-    macros=(NODATA, DELAY, BUSY_WARN, BUSY_HIGH, BUSY_WINDOW, DRIFT_WINDOW),
+    macros=(
+        NODATA,
+        CHANGE_HOLD,
+        DELAY,
+        BUSY_WARN,
+        BUSY_HIGH,
+        BUSY_WINDOW,
+        RESERVED,
+        DRIFT_WINDOW,
+    ),
     valuemaps=(STATUS_MAP, PG_STATUS_MAP, QUORUM_MAP, BOOL_MAP),
     metrics=(
         TARGET_FIELD,
         SITE_FIELD,
-        duration(A, "pgpool", "this Pgpool-II"),
+        duration(A, "pgpool", "this Pgpool-II", label=T),
         Metric("version", f"{A}: Version", ValueType.CHAR, "SHOW POOL_VERSION.", heartbeat="1d"),
         Metric(
             "via_pcp",
@@ -312,14 +367,17 @@ FAMILY = Family(
             valuemap=BOOL_MAP.name,
             triggers=(
                 Trigger(
-                    "pgpool.sql_refused",
-                    f"{A}: refuses SQL clients",
+                    _REFUSED,
+                    f"{T}: refuses SQL clients",
                     'count(ITEM(via_pcp),#2,"eq",1)=2',
                     Severity.DISASTER,
-                    "Pgpool has accepted no new connections for two polls in a row (all "
-                    "backends down in its view): the local Zabbix server cannot reach its "
-                    "database. One refused poll alone is Pgpool's brief pause during a "
-                    "failover of any backend, and does not fire.",
+                    "Pgpool has accepted no new connection from kyoten for two polls in a row: "
+                    "every backend is down in its view, or (when kyoten connects afresh each "
+                    "poll, the UserParameter mode) every child process is taken. The local "
+                    "Zabbix server cannot reach its database either. One refused poll alone is "
+                    "Pgpool's brief pause during a failover of any backend, and does not fire. "
+                    "Fix: the backends' problems (pcp_node_info), or the child processes' "
+                    "holders (SHOW POOL_PROCESSES, pcp_proc_info).",
                     depends_on=(_NODATA,),
                 ),
             ),
@@ -358,21 +416,25 @@ FAMILY = Family(
             heartbeat="1h",
             triggers=(
                 Trigger(
-                    "pgpool.no_primary",
-                    f"{A}: no primary backend",
-                    "last(ITEM(primary_node_id))=-1",
+                    "pgpool.primary_unused",
+                    f"{T}: no primary although a backend is primary",
+                    "last(ITEM(primary_node_id))=-1 and last(ITEM(pg_primaries))>0",
                     Severity.HIGH,
-                    "Pgpool has no primary: writes through it fail.",
-                    depends_on=("pgpool.sql_refused",),
+                    "Pgpool routes writes nowhere although one of its backends is a live "
+                    "primary (it detached it, or did not find it after a failover): writes "
+                    "through this Pgpool fail. Fix: pcp_attach_node -n N for the primary's "
+                    "node (check it is the only primary first), or restart Pgpool with -D.",
+                    depends_on=(_REFUSED,),
                 ),
                 Trigger(
-                    "pgpool.primary_changed",
-                    f"{A}: primary changed to node {{ITEM.LASTVALUE1}}",
-                    "last(ITEM(primary_node_id),#1)<>last(ITEM(primary_node_id),#2)",
-                    Severity.INFO,
-                    "Pgpool switched its primary (failover or follow).",
-                    manual_close=True,
-                    scope="notice",
+                    "pgpool.no_primary",
+                    f"{T}: no primary backend",
+                    "last(ITEM(primary_node_id))=-1 and last(ITEM(pg_primaries))=0",
+                    Severity.AVERAGE,
+                    "Pgpool has no primary because none of its backends is one: a symptom of the "
+                    "primary's loss, which the cross-site host leads with (and its fix). Writes "
+                    "through this Pgpool fail until a primary exists again.",
+                    depends_on=(_REFUSED,),
                 ),
             ),
         ),
@@ -384,17 +446,46 @@ FAMILY = Family(
             heartbeat="1h",
         ),
         Metric(
+            "primary_name",
+            f"{A}: Primary",
+            ValueType.CHAR,
+            "Name in kyoten.toml of the backend Pgpool sends writes to (its address when no "
+            "target matches; '' when none).",
+            heartbeat=CHANGE_HOLD.name,
+            triggers=(
+                Trigger(
+                    "pgpool.primary_changed",
+                    f"{T}: primary changed",
+                    "last(ITEM(primary_name),#1)<>last(ITEM(primary_name),#2) and "
+                    "length(last(ITEM(primary_name)))>0",
+                    Severity.INFO,
+                    "Pgpool switched its primary (failover or follow); the event's name says to "
+                    "which backend. Every change opens an event of its own; each resolves "
+                    "{$KYOTEN.CHANGE.HOLD} after the last change, or when closed by hand.",
+                    opdata="Primary: {ITEM.LASTVALUE1}",
+                    manual_close=True,
+                    scope="notice",
+                    per_change=True,
+                    event_name=f"{T}: primary changed to {{ITEM.VALUE1}}",
+                ),
+            ),
+        ),
+        Metric(
             "pg_primaries",
             f"{A}: Backends that are primary",
             ValueType.UNSIGNED,
-            "Backends whose live pg_role is primary (4.3+): more than one is split brain.",
+            "Backends whose live pg_role is primary (4.3+, or the plugin's own checks): more "
+            "than one is split brain. null (no value) when no live role is known (4.1/4.2).",
+            optional=True,
             triggers=(
                 Trigger(
                     "pgpool.two_primaries",
-                    f"{A}: {{ITEM.LASTVALUE1}} backends claim to be primary",
+                    f"{T}: more than one backend is primary",
                     "last(ITEM(pg_primaries))>1",
-                    Severity.DISASTER,
-                    "More than one backend is out of recovery: split brain.",
+                    Severity.AVERAGE,
+                    "More than one of its backends is out of recovery: this Pgpool's view of a "
+                    "split brain, which the cross-site host leads with (and its fix).",
+                    opdata="Primaries: {ITEM.LASTVALUE1}",
                 ),
             ),
         ),
@@ -402,7 +493,9 @@ FAMILY = Family(
             "drift_count",
             f"{A}: Live backends held down",
             ValueType.UNSIGNED,
-            "Backends down/quarantine in Pgpool while PostgreSQL answers.",
+            "Backends down/quarantine in Pgpool while PostgreSQL answers; null (no value) "
+            "without live checks (see drift).",
+            optional=True,
         ),
         Metric(
             "children_total",
@@ -415,10 +508,32 @@ FAMILY = Family(
             "children_busy",
             f"{A}: Child processes in use",
             ValueType.UNSIGNED,
-            "Children serving a client (SHOW POOL_PROCESSES, not 'Wait for connection'); "
-            "includes kyoten's own connection. null (no value) when read through PCP.",
+            "Children serving a client (SHOW POOL_PROCESSES, not 'Wait for connection', 4.3+; "
+            "before 4.3 children holding a client in SHOW POOL_POOLS); includes kyoten's own "
+            "connection. null (no value) when read through PCP.",
             graph="children",
             optional=True,
+            triggers=(
+                Trigger(
+                    _EXHAUSTED,
+                    f"{T}: every child process is busy",
+                    "last(ITEM(children_busy))>="
+                    "last(ITEM(children_total))-{$PGPOOL.CHILDREN.RESERVED}",
+                    Severity.HIGH,
+                    "No child process is free for a new client: the Zabbix server's next "
+                    "database connection through this Pgpool hangs (or is refused, with "
+                    "reserved_connections), and soon the server itself. Seen within one poll, "
+                    "through the plugin's kept connection (kyoten's own connection counts as "
+                    "busy). Fix: find who holds the connections (SHOW POOL_PROCESSES, "
+                    "pcp_proc_info); children stuck on a backend that went away are freed by "
+                    "pcp_detach_node and pcp_attach_node of that node, or a Pgpool restart; "
+                    "then raise num_init_children above what the clients need. Resolves when "
+                    "a child is free again.",
+                    opdata="In use: {ITEM.LASTVALUE1} of {ITEM.LASTVALUE2}",
+                    depends_on=(_NODATA,),
+                    scope="capacity",
+                ),
+            ),
         ),
         Metric(
             "children_busy_pct",
@@ -430,22 +545,26 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "pgpool.children_high",
-                    f"{A}: child processes nearly exhausted "
-                    "(over {$PGPOOL.CHILDREN.BUSY.MAX.HIGH}%)",
+                    f"{T}: child processes nearly exhausted "
+                    "(over {$PGPOOL.CHILDREN.BUSY.MAX.HIGH}% for {$PGPOOL.CHILDREN.WINDOW})",
                     "min(ITEM(children_busy_pct),{$PGPOOL.CHILDREN.WINDOW})>"
                     "{$PGPOOL.CHILDREN.BUSY.MAX.HIGH}",
                     Severity.HIGH,
                     "New clients will queue and hang (the Zabbix server too). Raise "
                     "num_init_children or find who holds the connections.",
+                    opdata="In use: {ITEM.LASTVALUE1}",
+                    depends_on=(_EXHAUSTED,),
                     scope="capacity",
                 ),
                 Trigger(
                     "pgpool.children_warn",
-                    f"{A}: child processes over {{$PGPOOL.CHILDREN.BUSY.MAX.WARN}}% in use",
+                    f"{T}: child processes over {{$PGPOOL.CHILDREN.BUSY.MAX.WARN}}% in use "
+                    "for {$PGPOOL.CHILDREN.WINDOW}",
                     "min(ITEM(children_busy_pct),{$PGPOOL.CHILDREN.WINDOW})>"
                     "{$PGPOOL.CHILDREN.BUSY.MAX.WARN}",
                     Severity.WARNING,
                     "Connection slots are running out.",
+                    opdata="In use: {ITEM.LASTVALUE1}",
                     depends_on=("pgpool.children_high",),
                     scope="capacity",
                 ),
@@ -470,11 +589,12 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "pgpool.quorum_lost",
-                    f"{A}: watchdog quorum lost ({{ITEM.LASTVALUE1}})",
+                    f"{T}: watchdog quorum lost",
                     "last(ITEM(watchdog_quorum))=-1 or last(ITEM(watchdog_quorum))=-2",
                     Severity.HIGH,
                     "Without quorum the watchdog cannot fail over safely; failover requests "
                     "may put backends in quarantine.",
+                    opdata="Quorum: {ITEM.LASTVALUE1}",
                 ),
             ),
         ),

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kyoten.agent.catalogue.common import NODATA, SITE_FIELD, TARGET_FIELD, duration
+from kyoten.agent.catalogue.common import (
+    CHANGE_HOLD,
+    NODATA,
+    SITE_FIELD,
+    TARGET_FIELD,
+    duration,
+)
 from kyoten.agent.catalogue.model import (
     Discovery,
     Family,
@@ -21,6 +27,8 @@ TARGET = Macro(
     "pg",
     "Name of the PostgreSQL target in kyoten.toml that this host's agent collects.",
 )
+T = f"{A} {TARGET.name}"
+"""How trigger names start: the server by its name in kyoten.toml ("PostgreSQL site-a: ...")."""
 LAG_BYTES = Macro(
     "{$PG.REPL_LAG.BYTES.MAX.WARN}",
     "67108864",
@@ -112,19 +120,34 @@ STANDBY = Discovery(
             "connected",
             "Standby [{#APP}]: Connected",
             ValueType.UNSIGNED,
-            "1 while the standby has a walsender on this primary.",
+            "1 while the standby has a walsender on this server.",
             valuemap=BOOL_MAP.name,
+            missing="0",
             triggers=(
                 Trigger(
                     "pg.standby_missing",
-                    "Standby [{#APP}] is missing from pg_stat_replication",
-                    "max(ITEM(connected),{$PG.STANDBY.MISSING.WINDOW})=0",
-                    Severity.HIGH,
-                    "The primary has had no walsender for this standby for "
-                    "{$PG.STANDBY.MISSING.WINDOW}: it is down, its WAL receiver stopped, or it "
-                    "streams from somewhere else.",
+                    f"{T}: standby {{#APP}} is missing from pg_stat_replication",
+                    "max(ITEM(connected),{$PG.STANDBY.MISSING.WINDOW})=0 and "
+                    "last(ITEM(expected))=1",
+                    Severity.AVERAGE,
+                    "This primary has had no walsender for an expected standby for "
+                    "{$PG.STANDBY.MISSING.WINDOW}. A symptom: the cause leads on another host, "
+                    "the standby's own (WAL receiver is not streaming) or the cross-site host "
+                    "(standby down, split brain). Resolves when the standby streams from here "
+                    "again, or at once when this server stops being primary.",
                 ),
             ),
+        ),
+        Metric(
+            "expected",
+            "Standby [{#APP}]: Expected here",
+            ValueType.UNSIGNED,
+            "1 while this server is primary and lists the standby in expected_standbys: only "
+            "then must it stream from here. 0 on a standby, so the row (and its triggers) "
+            "stay and resolve when the server changes role.",
+            valuemap=BOOL_MAP.name,
+            heartbeat="1h",
+            missing="0",
         ),
         Metric(
             "state",
@@ -171,14 +194,20 @@ STANDBY = Discovery(
             "pg_current_wal_lsn() - replay_lsn: WAL the standby has not applied yet.",
             units="B",
             graph="lag",
+            missing="0",
             triggers=(
                 Trigger(
                     "pg.standby_lag_bytes",
-                    'Standby [{#APP}]: replay lag over {$PG.REPL_LAG.BYTES.MAX.WARN:"{#APP}"} B',
+                    f"{T}: standby {{#APP}} replay lag over "
+                    '{$PG.REPL_LAG.BYTES.MAX.WARN:"{#APP}"} B',
                     "min(ITEM(replay_lag_bytes),{$PG.REPL_LAG.WINDOW})>"
                     '{$PG.REPL_LAG.BYTES.MAX.WARN:"{#APP}"}',
                     Severity.WARNING,
-                    "The standby has been behind by more than the threshold for the whole window.",
+                    "The standby has been behind by more than the threshold for the whole window: "
+                    "a failover to it now would lose or wait for that much WAL. Fix: on the "
+                    "standby, check pg_get_wal_replay_pause_state() (pg_wal_replay_resume() if "
+                    "paused), recovery conflicts and I/O; on the way, the network's bandwidth. "
+                    "Resolves once the lag stays under the threshold for {$PG.REPL_LAG.WINDOW}.",
                     recovery="max(ITEM(replay_lag_bytes),{$PG.REPL_LAG.WINDOW})<="
                     '{$PG.REPL_LAG.BYTES.MAX.WARN:"{#APP}"}',
                     opdata="Lag: {ITEM.LASTVALUE1}",
@@ -208,10 +237,12 @@ STANDBY = Discovery(
             "replay_lag of pg_stat_replication (0 when caught up).",
             units="s",
             graph="lag_time",
+            missing="0",
             triggers=(
                 Trigger(
                     "pg.standby_lag_sec",
-                    'Standby [{#APP}]: replay lag over {$PG.REPL_LAG.SEC.MAX.WARN:"{#APP}"} s',
+                    f"{T}: standby {{#APP}} replay lag over "
+                    '{$PG.REPL_LAG.SEC.MAX.WARN:"{#APP}"} s',
                     "min(ITEM(replay_lag),{$PG.REPL_LAG.WINDOW})>"
                     '{$PG.REPL_LAG.SEC.MAX.WARN:"{#APP}"}',
                     Severity.WARNING,
@@ -236,6 +267,15 @@ SLOTS = Discovery(
     metrics=(
         Metric("slot_name", "Slot [{#SLOT}]: Name", ValueType.CHAR, "Slot name.", item=False),
         Metric(
+            "present",
+            "Slot [{#SLOT}]: Exists",
+            ValueType.UNSIGNED,
+            "1 while the slot exists; 0 (set by the template) once it is dropped, e.g. when "
+            "its server is rebuilt as a standby, so that the slot's triggers resolve.",
+            valuemap=BOOL_MAP.name,
+            missing="0",
+        ),
+        Metric(
             "slot_type",
             "Slot [{#SLOT}]: Type",
             ValueType.CHAR,
@@ -251,12 +291,21 @@ SLOTS = Discovery(
             triggers=(
                 Trigger(
                     "pg.slot_inactive",
-                    "Slot [{#SLOT}] has been inactive for {$PG.SLOT.INACTIVE.WINDOW}",
-                    "max(ITEM(active),{$PG.SLOT.INACTIVE.WINDOW})=0",
+                    f"{T}: slot {{#SLOT}} has been inactive for {{$PG.SLOT.INACTIVE.WINDOW}}",
+                    "max(ITEM(active),{$PG.SLOT.INACTIVE.WINDOW})=0 and last(ITEM(present))=1",
                     Severity.WARNING,
                     "No consumer uses the slot; it keeps WAL until it is dropped or used again.",
                 ),
             ),
+        ),
+        Metric(
+            "inactive_seconds",
+            "Slot [{#SLOT}]: Inactive for",
+            ValueType.FLOAT,
+            "Seconds since the slot was last streamed (PostgreSQL 17+ inactive_since; 0 while "
+            "streamed). null (no value) before 17, which does not say.",
+            units="s",
+            optional=True,
         ),
         Metric(
             "wal_status",
@@ -267,15 +316,15 @@ SLOTS = Discovery(
             triggers=(
                 Trigger(
                     "pg.slot_lost",
-                    "Slot [{#SLOT}]: required WAL is lost",
-                    'find(ITEM(wal_status),,"like","lost")=1',
+                    f"{T}: slot {{#SLOT}} lost required WAL",
+                    'find(ITEM(wal_status),,"like","lost")=1 and last(ITEM(present))=1',
                     Severity.HIGH,
                     "WAL this slot needs was removed: its standby must be rebuilt.",
                 ),
                 Trigger(
                     "pg.slot_unreserved",
-                    "Slot [{#SLOT}]: WAL is no longer reserved",
-                    'find(ITEM(wal_status),,"like","unreserved")=1',
+                    f"{T}: slot {{#SLOT}} WAL is no longer reserved",
+                    'find(ITEM(wal_status),,"like","unreserved")=1 and last(ITEM(present))=1',
                     Severity.AVERAGE,
                     "The slot holds more than max_slot_wal_keep_size; the WAL will be removed at "
                     "the next checkpoint.",
@@ -293,11 +342,14 @@ SLOTS = Discovery(
             triggers=(
                 Trigger(
                     "pg.slot_retained",
-                    'Slot [{#SLOT}] retains over {$PG.SLOT.RETAINED.MAX.WARN:"{#SLOT}"} B of WAL',
-                    'min(ITEM(retained_bytes),5m)>{$PG.SLOT.RETAINED.MAX.WARN:"{#SLOT}"}',
+                    f"{T}: slot {{#SLOT}} retains over "
+                    '{$PG.SLOT.RETAINED.MAX.WARN:"{#SLOT}"} B of WAL',
+                    'min(ITEM(retained_bytes),5m)>{$PG.SLOT.RETAINED.MAX.WARN:"{#SLOT}"} and '
+                    "last(ITEM(present))=1",
                     Severity.WARNING,
                     "WAL piles up on disk for this slot.",
-                    recovery='max(ITEM(retained_bytes),5m)<={$PG.SLOT.RETAINED.MAX.WARN:"{#SLOT}"}',
+                    recovery="max(ITEM(retained_bytes),5m)<="
+                    '{$PG.SLOT.RETAINED.MAX.WARN:"{#SLOT}"} or last(ITEM(present))=0',
                     opdata="Retained: {ITEM.LASTVALUE1}",
                     scope="capacity",
                 ),
@@ -329,6 +381,7 @@ FAMILY = Family(
     tags=(("class", "database"), ("target", "postgresql")),
     macros=(
         NODATA,
+        CHANGE_HOLD,
         LAG_BYTES,
         LAG_SEC,
         LAG_WINDOW,
@@ -342,7 +395,16 @@ FAMILY = Family(
     metrics=(
         TARGET_FIELD,
         SITE_FIELD,
-        duration(A, "pg", "this PostgreSQL server"),
+        duration(
+            A,
+            "pg",
+            "this PostgreSQL server",
+            Severity.AVERAGE,
+            " When the server itself is down, the cross-site host leads with its loss (primary "
+            "or standby down) and the fix; this problem only says that this host's agent gets "
+            "nothing.",
+            label=T,
+        ),
         Metric(
             "server_version",
             f"{A}: Server version",
@@ -356,16 +418,21 @@ FAMILY = Family(
             ValueType.UNSIGNED,
             "0 primary, 1 standby (pg_is_in_recovery()).",
             valuemap=ROLE_MAP.name,
-            heartbeat="1h",
+            heartbeat=CHANGE_HOLD.name,
             triggers=(
                 Trigger(
                     "pg.role_changed",
-                    f"{A}: role changed to {{ITEM.LASTVALUE1}}",
+                    f"{T}: role changed",
                     "last(ITEM(in_recovery),#1)<>last(ITEM(in_recovery),#2)",
                     Severity.INFO,
-                    "The server was promoted or demoted since the previous poll.",
+                    "The server was promoted or demoted (the event's name has the new role). "
+                    "Every change opens an event of its own; each resolves "
+                    "{$KYOTEN.CHANGE.HOLD} after the last change, or when closed by hand.",
+                    opdata="Role: {ITEM.LASTVALUE1}",
                     manual_close=True,
                     scope="notice",
+                    per_change=True,
+                    event_name=f"{T}: role changed to {{ITEM.VALUE1}}",
                 ),
             ),
         ),
@@ -375,16 +442,21 @@ FAMILY = Family(
             ValueType.UNSIGNED,
             "Current timeline: of the WAL being written on a primary, of the last "
             "checkpoint on a standby. A new timeline means a promotion.",
-            heartbeat="1h",
+            heartbeat=CHANGE_HOLD.name,
             triggers=(
                 Trigger(
                     "pg.timeline_changed",
-                    f"{A}: timeline changed to {{ITEM.LASTVALUE1}}",
-                    "change(ITEM(timeline))>0",
+                    f"{T}: timeline changed",
+                    "last(ITEM(timeline),#1)<>last(ITEM(timeline),#2)",
                     Severity.INFO,
-                    "A promotion happened on this server or upstream of it.",
+                    "A promotion happened on this server or upstream of it (the event's name has "
+                    "the new timeline). Every change opens an event of its own; each "
+                    "resolves {$KYOTEN.CHANGE.HOLD} after the last change, or when closed by hand.",
+                    opdata="Timeline: {ITEM.LASTVALUE1}",
                     manual_close=True,
                     scope="notice",
+                    per_change=True,
+                    event_name=f"{T}: timeline changed to {{ITEM.VALUE1}}",
                 ),
             ),
         ),
@@ -413,13 +485,16 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     _RECEIVER_DOWN,
-                    f"{A}: WAL receiver is not streaming",
+                    f"{T}: WAL receiver is not streaming",
                     'count(ITEM(receiver_state),{$PG.RECEIVER.WINDOW},"eq",1)=0 and '
                     "last(ITEM(receiver_state))<>2",
                     Severity.HIGH,
                     "This standby has not streamed from its primary for {$PG.RECEIVER.WINDOW}: "
                     "primary_conninfo, the network, or the primary is at fault. Its data is "
-                    "getting older although lag may read 0.",
+                    "getting older although lag may read 0. Fix: check primary_conninfo "
+                    "(SHOW primary_conninfo), that the primary answers, and the standby's log; "
+                    "a standby whose WAL the primary no longer has must be rebuilt "
+                    "(pg_basebackup). Resolves once it streams again, or when it is promoted.",
                     opdata="Receiver: {ITEM.LASTVALUE1}",
                 ),
             ),
@@ -441,7 +516,7 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "pg.receiver_silent",
-                    f"{A}: primary silent for over {{$PG.RECEIVER.MSG_AGE.MAX.WARN}} s",
+                    f"{T}: primary silent for over {{$PG.RECEIVER.MSG_AGE.MAX.WARN}} s",
                     "min(ITEM(receiver_last_msg_age),2m)>{$PG.RECEIVER.MSG_AGE.MAX.WARN}",
                     Severity.WARNING,
                     "The receiver is connected but nothing (not even a keepalive) arrives.",
@@ -468,7 +543,7 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "pg.replay_lag_bytes",
-                    f"{A}: replay lag over {{$PG.REPL_LAG.BYTES.MAX.WARN}} B",
+                    f"{T}: replay lag over {{$PG.REPL_LAG.BYTES.MAX.WARN}} B",
                     "min(ITEM(replay_lag_bytes),{$PG.REPL_LAG.WINDOW})>"
                     "{$PG.REPL_LAG.BYTES.MAX.WARN}",
                     Severity.WARNING,
@@ -491,7 +566,7 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "pg.replay_delay",
-                    f"{A}: replay delay over {{$PG.REPL_LAG.SEC.MAX.WARN}} s",
+                    f"{T}: replay delay over {{$PG.REPL_LAG.SEC.MAX.WARN}} s",
                     "min(ITEM(replay_delay),{$PG.REPL_LAG.WINDOW})>{$PG.REPL_LAG.SEC.MAX.WARN}",
                     Severity.WARNING,
                     "The standby applies WAL late.",

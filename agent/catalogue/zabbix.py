@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kyoten.agent.catalogue.common import NODATA, SITE_FIELD, TARGET_FIELD, duration
+from kyoten.agent.catalogue.common import (
+    CHANGE_HOLD,
+    NODATA,
+    SITE_FIELD,
+    TARGET_FIELD,
+    duration,
+)
 from kyoten.agent.catalogue.model import (
     Discovery,
     Family,
@@ -55,7 +61,7 @@ NODES = Discovery(
             ValueType.UNSIGNED,
             "0 standby, 1 stopped, 2 unavailable, 3 active.",
             valuemap=NODE_STATUS.name,
-            heartbeat="1h",
+            heartbeat=CHANGE_HOLD.name,
             triggers=(
                 Trigger(
                     "zbx.node_unavailable",
@@ -63,16 +69,22 @@ NODES = Discovery(
                     "last(ITEM(status))=2",
                     Severity.AVERAGE,
                     "The node stopped updating ha_node: it cannot take over if the active node "
-                    "fails.",
+                    "fails. Fix: start its zabbix_server (its log says why it stopped) and check "
+                    "that it reaches the database through its site's Pgpool.",
                 ),
                 Trigger(
                     "zbx.node_changed",
-                    "Zabbix HA node [{#NODE.NAME}] is now {ITEM.LASTVALUE1}",
+                    "Zabbix HA node [{#NODE.NAME}] changed state",
                     "last(ITEM(status),#1)<>last(ITEM(status),#2)",
                     Severity.INFO,
-                    "The node changed state (failover, restart or stop).",
+                    "The node changed state (failover, restart or stop); the event's name has "
+                    "the new state. Every change opens an event of its own; each "
+                    "resolves {$KYOTEN.CHANGE.HOLD} after the last change, or when closed by hand.",
+                    opdata="Now: {ITEM.LASTVALUE1}",
                     manual_close=True,
                     scope="notice",
+                    per_change=True,
+                    event_name="Zabbix HA node [{#NODE.NAME}] is now {ITEM.VALUE1}",
                 ),
             ),
         ),
@@ -108,7 +120,7 @@ FAMILY = Family(
     params=(Param("target", TARGET),),
     component="zabbix-ha",
     tags=(("class", "software"), ("target", "zabbix")),
-    macros=(NODATA, LASTACCESS),
+    macros=(NODATA, CHANGE_HOLD, LASTACCESS),
     valuemaps=(NODE_STATUS,),
     metrics=(
         TARGET_FIELD,
@@ -125,10 +137,11 @@ FAMILY = Family(
             triggers=(
                 Trigger(
                     "zbx.two_active",
-                    f"{A}: {{ITEM.LASTVALUE1}} active nodes",
+                    f"{A}: more than one active node",
                     "last(ITEM(nodes_active))>1",
                     Severity.DISASTER,
                     "More than one active node in one database should be impossible.",
+                    opdata="Active: {ITEM.LASTVALUE1}",
                 ),
             ),
         ),
@@ -146,16 +159,24 @@ FAMILY = Family(
             f"{A}: Active node",
             ValueType.CHAR,
             "Name of the active node ('' when none).",
+            heartbeat=CHANGE_HOLD.name,
             triggers=(
                 Trigger(
                     "zbx.failover",
-                    f"{A}: failover to {{ITEM.LASTVALUE1}}",
+                    f"{A}: failover, another node is active",
                     "last(ITEM(active_node),#1)<>last(ITEM(active_node),#2) and "
                     "length(last(ITEM(active_node)))>0",
                     Severity.WARNING,
-                    "Another node became active: find out why the previous one stopped.",
+                    "Another node became active (it is in the event's name). Fix: find out why "
+                    "the previous one stopped (its log; its site's Pgpool and database) and "
+                    "start it again, as standby now. Every failover opens an event of its own; "
+                    "each resolves {$KYOTEN.CHANGE.HOLD} after the last one, or when closed by "
+                    "hand.",
+                    opdata="Active: {ITEM.LASTVALUE1}",
                     manual_close=True,
                     scope="notice",
+                    per_change=True,
+                    event_name=f"{A}: failover to {{ITEM.VALUE1}}",
                 ),
             ),
         ),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kyoten.agent.catalogue import FAMILIES, agent_keys
-from kyoten.agent.catalogue.model import Family, Metric
+from kyoten.agent.catalogue.decisions import STATES, depends_on, triggers_by_uid
+from kyoten.agent.catalogue.model import TIMEOUT, Family, Metric
 
 
 def _cell(text: str) -> str:
@@ -32,6 +33,52 @@ def _triggers(fam: Family) -> list[str]:
     return rows
 
 
+def _where(placed_family: Family, per_entity: bool) -> str:
+    host = placed_family.template.removeprefix("kyoten ")
+    return f"{host}, per entity" if per_entity else host
+
+
+def decision_table() -> list[str]:
+    """The decision table as Markdown lines (also quoted in the README)."""
+    index = triggers_by_uid()
+    rows = [
+        "| State | Leading problem (severity; template) | Fix (the lead's description) | "
+        "Also raised: symptoms (severity; ⤷ depends on the lead) | Recovery | Lab fault |",
+        "|---|---|---|---|---|---|",
+    ]
+    for st in STATES:
+        lead = index[st.lead]
+        symptoms = []
+        for uid in st.symptoms:
+            p = index[uid]
+            mark = "⤷ " if depends_on(uid, st.lead, index) else ""
+            symptoms.append(f"{mark}{p.trigger.name} ({p.trigger.severity.value.lower()})")
+        rows.append(
+            f"| **{st.key}**: {_cell(st.state)} "
+            f"| **{_cell(lead.trigger.name)}** ({lead.trigger.severity.value}; "
+            f"{_where(lead.family, lead.discovery is not None)}) "
+            f"| {_cell(lead.trigger.description)} "
+            f"| {_cell('; '.join(symptoms))} "
+            f"| {_cell(st.recovery)} "
+            f"| `{st.fault}` |"
+        )
+    return rows
+
+
+DECISIONS_INTRO = (
+    "## Decision table",
+    "",
+    "What the NOC sees of each cross-site state: the one problem that leads (its description "
+    "carries the fix), every other problem the state may raise, and how it recovers. A symptom "
+    "of severity High or above either depends on the lead in its template (⤷: Zabbix "
+    "suppresses it while the lead is open) or lives on another host and is listed here. Change "
+    "events (failover, role, timeline, HA node) open one event per change and resolve "
+    "`{$KYOTEN.CHANGE.HOLD}` later. Each row is injected into the real lab by the integration "
+    "tests (`tests/templates/test_zabbix60_decisions.py`) with its lab fault.",
+    "",
+)
+
+
 def render_metrics_doc() -> str:
     """The whole reference as Markdown."""
     out = [
@@ -46,6 +93,7 @@ def render_metrics_doc() -> str:
     ]
     for k in agent_keys():
         out.append(f"| `{k.key}` | {', '.join(k.params) or '-'} | {_cell(k.description)} |")
+    out += ["", *DECISIONS_INTRO, *decision_table()]
     for fam in FAMILIES:
         out += [
             "",
@@ -71,7 +119,8 @@ def render_metrics_doc() -> str:
             out += _metric_rows(d.metrics)
         out += ["", "### Macros", "", "| Macro | Default | Description |", "|---|---|---|"]
         out += [
-            f"| `{m.name}` | `{m.default}` | {_cell(m.description)} |" for m in fam.all_macros()
+            f"| `{m.name}` | `{m.default}` | {_cell(m.description)} |"
+            for m in (*fam.all_macros(), TIMEOUT)  # TIMEOUT: in the native 7.0 templates
         ]
         out += ["", "### Triggers", "", *_triggers(fam)]
     out += ["", *BRIDGE_OWNED]

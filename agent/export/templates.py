@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 from kyoten.agent.catalogue import FAMILIES
-from kyoten.agent.catalogue.model import Discovery, Family, Metric, Trigger, ValueType
+from kyoten.agent.catalogue.model import TIMEOUT, Discovery, Family, Metric, Trigger, ValueType
 
 Node = dict[str, Any]
 
@@ -58,7 +58,6 @@ MEDIA_TYPE_FILE = "mediatype_kyoten_bridge.yaml"
 _ITEM_REF = re.compile(r"ITEM\(([a-z0-9_]+)\)")
 _PALETTE = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC", "AC8C14", "611F27")
 _NUMERIC = (ValueType.FLOAT, ValueType.UNSIGNED)
-_MAX_STATUS_ITEMS = 10  # 7.0 sorts widget fields by name: itemids.10 would sort before .2
 
 
 # ---------------------------------------------------------------------------------- naming
@@ -145,13 +144,21 @@ def _trigger_node(trigger: Trigger, scope: _Scope) -> Node:
         node["recovery_mode"] = "RECOVERY_EXPRESSION"
         node["recovery_expression"] = scope.expand(trigger.recovery, where)
     node["name"] = trigger.name
+    if trigger.event_name:
+        node["event_name"] = trigger.event_name
     if trigger.opdata:
         node["opdata"] = trigger.opdata
     node["priority"] = trigger.severity.value
     node["description"] = trigger.description
+    if trigger.per_change:  # one event per change, also while an earlier one is open
+        node["type"] = "MULTIPLE"
     if trigger.manual_close:
         node["manual_close"] = "YES"
     node["tags"] = [{"tag": "scope", "value": trigger.scope}]
+    if trigger.manual_close:
+        # Zabbix has no macro for "Allow manual close": the bridge's media type passes this
+        # tag (kyoten.alerting.mediatype.MANUAL_CLOSE_TAG), and Slack then offers "Close".
+        node["tags"].insert(0, {"tag": "manual_close", "value": "yes"})  # exporter's order
     return node
 
 
@@ -200,8 +207,8 @@ def _with_dependencies(
 
 
 # ---------------------------------------------------------------------------------- items
-def _master_item(family: Family) -> Node:
-    return {
+def _master_item(family: Family, version: str) -> Node:
+    node: Node = {
         "uuid": stable_uuid(family.template, "item", family.key),
         "name": f"{_area(m.name for m in family.metrics if m.item)}: Collector snapshot",
         "key": family.master_key(),
@@ -215,8 +222,11 @@ def _master_item(family: Family) -> Node:
             "step then makes this item 'not supported' with that reason."
         ),
         "preprocessing": [{"type": "CHECK_JSON_ERROR", "parameters": ["$.error"]}],
-        "tags": [{"tag": "component", "value": "raw"}],
     }
+    if version != "6.0":  # 7.0's per-item timeout, so the agent's Timeout need not be raised
+        node["timeout"] = TIMEOUT.name
+    node["tags"] = [{"tag": "component", "value": "raw"}]
+    return node
 
 
 def _json_path(metric: Metric, discovery: Discovery | None) -> str:
@@ -242,9 +252,20 @@ def _dependent_item(
     rendered: Mapping[str, _RenderedTrigger],
 ) -> Node:
     step: Node = {"type": "JSONPATH", "parameters": [_json_path(metric, discovery)]}
-    if metric.optional:
+    if metric.missing is not None:  # the entity left: a value that resolves its triggers
+        step["error_handler"] = "CUSTOM_VALUE"
+        step["error_handler_params"] = metric.missing
+    elif metric.optional or discovery is not None:
         step["error_handler"] = "DISCARD_VALUE"
     steps = [step]
+    if metric.optional:  # JSONPath gives a JSON null as the text 'null', not as an error
+        steps.append(
+            {
+                "type": "NOT_MATCHES_REGEX",
+                "parameters": ["^null$"],
+                "error_handler": "DISCARD_VALUE",
+            }
+        )
     if metric.heartbeat:
         steps.append({"type": "DISCARD_UNCHANGED_HEARTBEAT", "parameters": [metric.heartbeat]})
     kind = "prototype" if discovery else "item"
@@ -361,7 +382,14 @@ def _discovery_rule(
 
 # ---------------------------------------------------------------------------------- dashboard
 def _widget(
-    version: str, kind: str, name: str, x: int, y: int, width: int, fields: list[Node]
+    version: str,
+    kind: str,
+    name: str,
+    x: int,
+    y: int,
+    width: int,
+    fields: list[Node],
+    height: int = 5,
 ) -> Node:
     """A widget in the given format: 6.0 has upper-case types on a 24-column grid; 7.0 has
     lower-case types, a 72-column grid, ``graphid.0``-style field names and a reference."""
@@ -370,6 +398,7 @@ def _widget(
             "graph": "GRAPH_CLASSIC",
             "graphprototype": "GRAPH_PROTOTYPE",
             "plaintext": "PLAIN_TEXT",
+            "item": "ITEM",
         }
         node: Node = {"type": types[kind], "name": name}
         scale = 1
@@ -381,7 +410,7 @@ def _widget(
     if y:
         node["y"] = str(y)
     node["width"] = str(width * scale)
-    node["height"] = "5"
+    node["height"] = str(height)
     node["fields"] = fields
     return node
 
@@ -390,44 +419,133 @@ def _indexed(version: str, name: str, index: int) -> str:
     return name if version == "6.0" else f"{name}.{index}"
 
 
-def _dashboard(family: Family, version: str, graphs: list[Node], prototypes: list[Node]) -> Node:
-    """The page an operator opens first: alarm-relevant values, then every graph.
+_HEADLINES: dict[str, tuple[str, ...]] = {
+    # which site is primary, is this standby receiving, how far behind (bytes, seconds)
+    "kyoten.pg": (
+        "in_recovery",
+        "receiver_state",
+        "replay_lag_bytes",
+        "replay_delay",
+        "receive_lag_bytes",
+        "receiver_last_msg_age",
+        "timeline",
+        "standbys_connected",
+        "replay_paused",
+    ),
+    # where this Pgpool sends writes, and whether it holds any live backend down
+    "kyoten.pgpool": (
+        "primary_name",
+        "backends_up",
+        "backends_total",
+        "drift_count",
+        "pg_primaries",
+        "children_busy_pct",
+        "via_pcp",
+        "watchdog_quorum",
+    ),
+    # which Zabbix server node is active
+    "kyoten.zabbix.ha": (
+        "active_node",
+        "nodes_active",
+        "nodes_standby",
+        "nodes_unavailable",
+        "nodes_total",
+    ),
+    # the four questions across sites
+    "kyoten.cross": (
+        "primary_targets",
+        "primaries",
+        "pgpools_agree",
+        "pgpool_primary_views",
+        "pgpool_status_mismatches",
+        "pgpool_drift",
+        "zabbix_active_nodes",
+        "pg_reachable",
+        "pgpool_reachable",
+        "unreachable",
+    ),
+}
+"""Per family, the items whose latest values open its dashboard, in reading order."""
 
-    A plain-text widget lists the latest values of the family's items that carry triggers
-    (roles, states, counts); the graph and graph-prototype widgets follow, two per row.
+_VALUES_PER_ROW = 6
+
+
+def _headlines(family: Family) -> list[Metric]:
+    by_field = {m.field: m for m in family.metrics if m.item}
+    fields = _HEADLINES.get(family.key, ())
+    unknown = [f for f in fields if f not in by_field]
+    if unknown:
+        raise ValueError(f"{family.template}: dashboard names unknown field(s) {unknown}")
+    return [by_field[f] for f in fields]
+
+
+def _item_widget(family: Family, version: str, metric: Metric, x: int, y: int) -> Node:
+    """An item value widget showing the value alone (its title names it), sized to fit."""
+    fields: list[Node] = [
+        {"type": "INTEGER", "name": _indexed(version, "show", 0), "value": "2"},
+        {"type": "INTEGER", "name": "adv_conf", "value": "1"},
+        {"type": "INTEGER", "name": "decimal_places", "value": "0"},
+        {"type": "INTEGER", "name": "value_size", "value": "20"},
+        {"type": "INTEGER", "name": "units_size", "value": "20"},
+        {
+            "type": "ITEM",
+            "name": _indexed(version, "itemid", 0),
+            "value": {"host": family.template, "key": item_key(family, metric)},
+        },
+    ]
+    title = metric.name.split(": ", 1)[-1]
+    return _widget(version, "item", title, x, y, 24 // _VALUES_PER_ROW, fields, height=3)
+
+
+def _dashboard(family: Family, version: str, graphs: list[Node], prototypes: list[Node]) -> Node:
+    """The page an operator opens first: the answers, then how they changed.
+
+    First the latest values of the family's headline items (role, receiver, lag; where a
+    Pgpool sends writes and what it holds down; the active HA node; the cross-site
+    invariants), one item value widget each; then every graph and graph prototype of the
+    family and a simple graph of the collector's duration, two per row.
     """
     tpl = family.template
     widgets: list[Node] = []
-    status = [m for m in family.metrics if m.item and m.triggers][:_MAX_STATUS_ITEMS]
-    text_fields: list[Node] = [{"type": "INTEGER", "name": "show_lines", "value": "1"}]
-    text_fields += [
-        {
-            "type": "ITEM",
-            "name": _indexed(version, "itemids", i),
-            "value": {"host": tpl, "key": item_key(family, m)},
-        }
-        for i, m in enumerate(status)
-    ]
-    widgets.append(_widget(version, "plaintext", "Status", 0, 0, 24, text_fields))
+    values = _headlines(family)
+    for i, metric in enumerate(values):
+        x, y = (i % _VALUES_PER_ROW) * (24 // _VALUES_PER_ROW), (i // _VALUES_PER_ROW) * 3
+        widgets.append(_item_widget(family, version, metric, x, y))
+    top = -(-len(values) // _VALUES_PER_ROW) * 3
     cells: list[tuple[str, str]] = [("graph", g["name"]) for g in graphs]
     cells += [("graphprototype", g["name"]) for g in prototypes]
+    duration = next((m for m in family.metrics if m.field == "duration" and m.item), None)
+    if duration is not None:
+        cells.append(("simplegraph", duration.name))
     for i, (kind, name) in enumerate(cells):
-        field_type = "GRAPH" if kind == "graph" else "GRAPH_PROTOTYPE"
         fields: list[Node] = []
         if kind == "graphprototype":
             fields.append({"type": "INTEGER", "name": "columns", "value": "1"})
-        fields.append(
-            {
-                "type": field_type,
-                "name": _indexed(version, "graphid", 0),
-                "value": {"host": tpl, "name": name},
-            }
-        )
-        if version != "6.0":
+        if kind == "simplegraph":
+            fields.append({"type": "INTEGER", "name": "source_type", "value": "1"})
+            fields.append(
+                {
+                    "type": "ITEM",
+                    "name": _indexed(version, "itemid", 0),
+                    "value": {"host": tpl, "key": item_key(family, duration)},  # type: ignore[arg-type]
+                }
+            )
+        else:
+            fields.append(
+                {
+                    "type": "GRAPH" if kind == "graph" else "GRAPH_PROTOTYPE",
+                    "name": _indexed(version, "graphid", 0),
+                    "value": {"host": tpl, "name": name},
+                }
+            )
+        if version != "6.0" and kind != "graphprototype":
             fields.append({"type": "STRING", "name": "reference", "value": _reference(tpl, i)})
-        widgets.append(_widget(version, kind, name, (i % 2) * 12, 5 + (i // 2) * 5, 12, fields))
+        widget_kind = "graph" if kind == "simplegraph" else kind
+        widgets.append(
+            _widget(version, widget_kind, name, (i % 2) * 12, top + (i // 2) * 5, 12, fields)
+        )
     if version == "6.0":  # the orders configuration.export writes (importcompare needs them)
-        widgets.sort(key=lambda w: str(w["name"]))
+        widgets.sort(key=lambda w: _natural(str(w["name"])))
     else:
         widgets.sort(key=lambda w: (int(w.get("x", "0")), int(w.get("y", "0"))))
         for w in widgets:
@@ -437,6 +555,13 @@ def _dashboard(family: Family, version: str, graphs: list[Node], prototypes: lis
         "name": f"{tpl.removeprefix('kyoten ')} overview",
         "pages": [{"name": "Overview", "widgets": widgets}],
     }
+
+
+def _natural(text: str) -> str:
+    """Sort key of PHP's ``strnatcasecmp``, by which the 6.0 exporter orders widgets: case
+    folded to upper case, white space skipped, runs of digits compared as numbers."""
+    squeezed = re.sub(r"\s+", "", text.upper())
+    return re.sub(r"\d+", lambda m: m.group().lstrip("0").rjust(20, "0"), squeezed)
 
 
 def _reference(template: str, index: int) -> str:
@@ -456,7 +581,7 @@ def template_export(family: Family, version: str) -> Node:
         raise ValueError(f"unsupported Zabbix export version {version!r}")
     tpl = family.template
     rendered = _all_triggers(family)
-    items = [_master_item(family)]
+    items = [_master_item(family, version)]
     items += [_dependent_item(family, m, None, rendered) for m in family.metrics if m.item]
     graphs = _graphs(family, family.metrics, None)
     rules = [_discovery_rule(family, d, rendered) for d in family.discoveries]
@@ -476,7 +601,10 @@ def template_export(family: Family, version: str) -> Node:
     template["tags"] = _sorted_tags({"tag": k, "value": v} for k, v in family.tags)
     template["macros"] = [
         {"macro": m.name, "value": m.default, "description": m.description}
-        for m in sorted(family.all_macros(), key=lambda m: m.name)
+        for m in sorted(
+            (*family.all_macros(), *((TIMEOUT,) if version != "6.0" else ())),
+            key=lambda m: m.name,
+        )
     ]
     template["dashboards"] = [_dashboard(family, version, graphs, prototypes)]
     template["valuemaps"] = [

@@ -13,22 +13,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg
 from kyoten.agent.config import Endpoint
-from kyoten.agent.errors import ConnectError, TargetError
+from kyoten.agent.errors import ConnectError, QueryError, TargetError
+from kyoten.agent.sources.libpq import PsycopgSession
+from kyoten.agent.sources.session import LABELS, Session, describe_error
 from kyoten.agent.timer import shared_timer
 
-
-def describe_error(exc: BaseException) -> str:
-    """libpq's message, one line, without the conninfo libpq sometimes echoes."""
-    text = str(exc).strip().replace("\n", " ")
-    for noise in ("connection failed: ", "connection is bad: "):
-        text = text.replace(noise, "")
-    return " ".join(text.split()) or type(exc).__name__
+__all__ = ["LABELS", "Connector", "Lease", "Target", "describe_error", "open_connection"]
 
 
 def open_connection(
@@ -53,16 +49,6 @@ class Target(Protocol):
 
     @property
     def endpoint(self) -> Endpoint: ...
-
-
-#: connection kinds → how errors name the server; "pgpool-nodes" is a Pgpool target's
-#: second connection (the plugin's background reads)
-LABELS = {
-    "pg": "PostgreSQL",
-    "pgpool": "Pgpool-II",
-    "pgpool-nodes": "Pgpool-II",
-    "zabbix": "Zabbix DB",
-}
 
 
 class Connector:
@@ -149,14 +135,14 @@ class Connector:
         statement_timeout: float | None,
         deadline: float,
     ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-        """``acquire`` and ``release`` around a block; psycopg errors become TargetError."""
+        """``acquire`` and ``release`` around a block; query errors become TargetError."""
         lease = self.acquire(name, ep, label, statement_timeout, deadline)
         assert lease is not None  # waiting acquire: a lease or an exception
         ok = False
         try:
             yield lease.conn
             ok = True
-        except psycopg.Error as exc:
+        except (psycopg.Error, QueryError) as exc:
             raise lease.error(exc) from None
         finally:
             self.release(lease, ok)
@@ -180,17 +166,19 @@ class Connector:
             wait=wait,
         )
 
+    @contextmanager
     def target(
         self, kind: str, t: Target, statement_timeout: float | None, deadline: float
-    ) -> AbstractContextManager[psycopg.Connection[tuple[object, ...]]]:
-        """``connection`` for a configured target (see ``acquire_target``)."""
-        return self.connection(
+    ) -> Iterator[Session]:
+        """``connection`` for a configured target (see ``acquire_target``), as a Session."""
+        with self.connection(
             f"{kind}/{t.name}",
             t.endpoint,
             f"{LABELS[kind]} {t.name}",
             statement_timeout,
             deadline,
-        )
+        ) as conn:
+            yield PsycopgSession(conn)
 
     def close(self) -> None:
         with self._guard:
@@ -211,7 +199,8 @@ class Lease:
 
     def error(self, exc: BaseException) -> TargetError:
         """A failure on this connection as an operator reads it."""
-        if self.expiry.fired or isinstance(exc, psycopg.errors.QueryCanceled):
+        canceled = isinstance(exc, QueryError) and exc.canceled
+        if self.expiry.fired or canceled or isinstance(exc, psycopg.errors.QueryCanceled):
             return TargetError(f"{self.label}: no answer within the deadline (query cancelled)")
         return TargetError(f"{self.label}: {describe_error(exc)}")
 

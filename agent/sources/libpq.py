@@ -8,12 +8,15 @@ wraps, on connections psycopg opened and the Connector manages (locks, deadlines
 
 from __future__ import annotations
 
+import hashlib
 import select
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from kyoten.agent.errors import QueryError
 from kyoten.agent.snapshot import Rows
 from psycopg import pq
 
@@ -47,6 +50,53 @@ def rows_of(res: pq.abc.PGresult, columns: Sequence[str] | None = None) -> Rows:
         except KeyError:
             cls = psycopg.DatabaseError
     raise cls(message or f"query failed ({pq.ExecStatus(res.status).name})")
+
+
+class PsycopgSession:
+    """A :class:`~kyoten.agent.sources.session.Session` over a psycopg connection: psycopg's
+    errors come out as QueryError, as from the ctypes driver."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    @property
+    def server_version(self) -> int:
+        return self.conn.info.server_version
+
+    @property
+    def raw(self) -> object:
+        return self.conn
+
+    def query(
+        self, command: str, columns: Sequence[str] | None = None, *, prepare: bool = False
+    ) -> Rows:
+        try:
+            if prepare:
+                return prepared_query(self.conn, command, columns)
+            return simple_query(self.conn, command, columns)
+        except psycopg.Error as exc:
+            sqlstate = "57014" if isinstance(exc, psycopg.errors.QueryCanceled) else ""
+            raise QueryError(str(exc), exc.sqlstate or sqlstate) from exc
+
+
+_PREPARED: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def prepared_query(
+    conn: psycopg.Connection[Any], command: str, columns: Sequence[str] | None = None
+) -> Rows:
+    """``command`` as a named prepared statement of this connection (prepared on first use,
+    then only executed: PQexecPrepared, text results, as ``simple_query`` gives them)."""
+    name = b"kyoten_" + hashlib.sha1(command.encode()).hexdigest()[:16].encode()
+    with conn.lock:
+        known = _PREPARED.setdefault(conn, set())
+        if name not in known:
+            rows_of(conn.pgconn.prepare(name, command.encode()))
+            known.add(name)
+        res = conn.pgconn.exec_prepared(name, [])
+    return rows_of(res, columns)
 
 
 def simple_query(

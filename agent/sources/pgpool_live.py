@@ -4,10 +4,11 @@ checks of every backend, all in flight at once; Pgpool's sr-check columns read a
 SHOW POOL_NODES costs a fresh connection per backend per call inside Pgpool (about 11 ms
 for two local backends, Pgpool's connect_timeout per unreachable one). With the backends
 listed in kyoten.toml the plugin instead asks Pgpool only what it keeps in shared memory
-(SHOW POOL_HEALTH_CHECK_STATS, SHOW POOL_PROCESSES), checks each backend over the
-connection it already keeps to it, and reads SHOW POOL_NODES for the sr-check columns in
-the background (``Refresher``). The decisions (joining, order check) are pure functions in
-``pgpool``; this module only holds the connections and waits.
+(SHOW POOL_HEALTH_CHECK_STATS, 4.2+, and SHOW POOL_PROCESSES, or SHOW POOL_POOLS before
+4.3), checks each backend over the connection it already keeps to it, and reads SHOW
+POOL_NODES for the sr-check columns in the background (``Refresher``). The decisions
+(joining, order check) are pure functions in ``pgpool``; this module only holds the
+connections and waits.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from functools import partial
 
 import psycopg
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget
-from kyoten.agent.errors import ConfigError, ConnectError, TargetError
+from kyoten.agent.errors import ConfigError, ConnectError, QueryError, TargetError
 from kyoten.agent.snapshot import PgpoolRaw, Rows
 from kyoten.agent.sources.connect import Connector, Lease
-from kyoten.agent.sources.libpq import Batch, simple_query
+from kyoten.agent.sources.libpq import Batch, PsycopgSession, simple_query
 from kyoten.agent.sources.pgpool import (
-    BUSY_COLUMNS,
     HEALTH,
-    PROCESSES,
     LiveCheck,
+    busy_query,
     compose_nodes,
     fixed_facts,
+    has_health_stats,
     order_problem,
     view_raw,
 )
@@ -64,13 +65,17 @@ class PgpoolLive:
         ok: dict[str, bool] = {main.name: False}
         batch = Batch()  # each query leaves as soon as its connection is held
         try:
-            fixed = fixed_facts(main.conn)
+            fixed = fixed_facts(PsycopgSession(main.conn))
+            if has_health_stats(fixed[0]) is False:
+                ok[main.name] = True
+                return None  # 4.1: no SHOW POOL_HEALTH_CHECK_STATS to take the view from
+            busy = busy_query(fixed[0])
             batch.send(main.conn, HEALTH)
             # busy children over the background reader's connection when it is idle
             side = self._try(t, deadline)
             if side is not None:
                 leases.append(side)
-                batch.send(side.conn, PROCESSES, BUSY_COLUMNS)
+                batch.send(side.conn, *busy)
             live: dict[str, LiveCheck] = {}
             checks: list[tuple[str, Lease]] = []
             # a hung backend must not cost the whole poll: Pgpool's view still gets answered
@@ -103,7 +108,7 @@ class PgpoolLive:
                 if isinstance(processes, Exception):
                     raise side.error(processes)
             else:
-                processes = simple_query(main.conn, PROCESSES, BUSY_COLUMNS)
+                processes = simple_query(main.conn, *busy)
             ok[main.name] = True
             retry = []
             check_results = results[len(results) - len(checks) :]
@@ -114,7 +119,7 @@ class PgpoolLive:
                     retry.append(name)  # maybe only a stale kept connection
                 else:
                     live[name] = live_check_of(result)
-        except psycopg.Error as exc:
+        except (psycopg.Error, QueryError) as exc:
             raise main.error(exc) from None
         finally:
             for lease in leases:
@@ -156,7 +161,7 @@ class PgpoolLive:
         refused or failed connection makes 'down'; a late or failed query 'unknown'."""
         try:
             with self.connector.target("pg", t, self.config.statement_timeout, deadline) as conn:
-                return live_check_of(simple_query(conn, IN_RECOVERY))
+                return live_check_of(conn.query(IN_RECOVERY))
         except ConnectError:
             return LiveCheck("down", "unknown")
         except TargetError:
@@ -177,4 +182,4 @@ class PgpoolLive:
     def _pool_nodes(self, t: PgpoolTarget, deadline: float) -> Rows:
         """SHOW POOL_NODES on the second connection, so its live checks never hold a poll."""
         with self.connector.target("pgpool-nodes", t, None, deadline) as conn:
-            return simple_query(conn, "SHOW POOL_NODES")
+            return conn.query("SHOW POOL_NODES")

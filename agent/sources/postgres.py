@@ -1,25 +1,33 @@
 """One query pass against a PostgreSQL server: a single statement, one round trip.
 
 The statement is chosen by server version (from the connection handshake, no extra round
-trip): PostgreSQL 13 renamed pg_stat_wal_receiver.received_lsn to flushed_lsn and added
-written_lsn, and gave pg_replication_slots wal_status and safe_wal_size. LSNs come back as
-absolute byte positions; all differences are computed later, in pure code.
+trip). What differs between the releases it reads (each release's system_views.sql and
+pg_proc; tests/agent/fixtures/postgres holds those of 13, 14, 16 and 17):
+
+* PostgreSQL 13 renamed pg_stat_wal_receiver.received_lsn to flushed_lsn (adding
+  written_lsn) and gave pg_replication_slots wal_status and safe_wal_size;
+* 14 added pg_get_wal_replay_pause_state() (pause *requested* is not yet paused) and
+  pg_replication_slots.two_phase; 16 added conflicting;
+* 17 added pg_replication_slots.inactive_since (when the slot stopped being streamed),
+  invalidation_reason, failover and synced.
+
+pg_stat_replication is the same from 12 to 17. LSNs come back as absolute byte positions;
+all differences are computed later, in pure code.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import psycopg
 from kyoten.agent.errors import TargetError
 from kyoten.agent.snapshot import PgRaw
+from kyoten.agent.sources.session import Session
 
 SUPPORTED = (120000, 189999)
 
 
 def snapshot_sql(version: int) -> str:
-    """The snapshot statement for a server_version_num (12-18)."""
+    """The snapshot statement for a server_version_num (12-18; 13-17 tested)."""
     if not SUPPORTED[0] <= version <= SUPPORTED[1]:
         raise TargetError(f"PostgreSQL {version // 10000} is not supported (12-18 are)")
     flushed = "flushed_lsn" if version >= 130000 else "received_lsn"
@@ -27,6 +35,9 @@ def snapshot_sql(version: int) -> str:
         "wal_status, safe_wal_size"
         if version >= 130000
         else "NULL::text AS wal_status, NULL::bigint AS safe_wal_size"
+    )
+    slot_extra += (
+        ", inactive_since" if version >= 170000 else ", NULL::timestamptz AS inactive_since"
     )
     paused = (
         "pg_get_wal_replay_pause_state() <> 'not paused'"
@@ -65,46 +76,38 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object(
       'slot_name', slot_name, 'slot_type', slot_type, 'active', active,
       'restart', pg_wal_lsn_diff(restart_lsn, '0/0'),
-      'wal_status', wal_status, 'safe_wal_size', safe_wal_size) ORDER BY slot_name), '[]')
+      'wal_status', wal_status, 'safe_wal_size', safe_wal_size,
+      'inactive_since', extract(epoch FROM inactive_since)) ORDER BY slot_name), '[]')
    FROM (SELECT slot_name, slot_type, active, restart_lsn, {slot_extra}
          FROM pg_replication_slots) s) AS slots,
   (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_tli
 FROM r"""
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _float(text: str) -> float | None:
+    return float(text) if text else None
 
 
-def query_postgres(conn: psycopg.Connection[Any]) -> PgRaw:
-    """Run the snapshot statement on an open connection."""
-    row = conn.execute(snapshot_sql(conn.info.server_version)).fetchone()
-    assert row is not None  # a SELECT without FROM-filter always returns one row
-    (
-        version,
-        rec,
-        now,
-        ref_lsn,
-        primary_tli,
-        receive_lsn,
-        last_replay_ts,
-        paused,
-        standbys,
-        receiver,
-        slots,
-        checkpoint_tli,
-    ) = row
+def _int(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def query_postgres(session: Session) -> PgRaw:
+    """Run the snapshot statement on an open connection (text results: NULL reads '')."""
+    rows = session.query(snapshot_sql(session.server_version), prepare=True)
+    assert len(rows) == 1  # a SELECT without FROM-filter always returns one row
+    row = rows[0]
     return PgRaw(
-        version=int(version),
-        in_recovery=bool(rec),
-        now=float(now),
-        ref_lsn=float(ref_lsn),
-        primary_tli=primary_tli,
-        checkpoint_tli=checkpoint_tli,
-        receive_lsn=receive_lsn,
-        last_replay_ts=last_replay_ts,
-        replay_paused=bool(paused),
-        standbys=tuple(_json(standbys) or ()),
-        receiver=_json(receiver),
-        slots=tuple(_json(slots) or ()),
+        version=int(row["version"]),
+        in_recovery=row["in_recovery"] == "t",
+        now=float(row["now"]),
+        ref_lsn=float(row["ref_lsn"]),
+        primary_tli=_int(row["primary_tli"]),
+        checkpoint_tli=_int(row["checkpoint_tli"]),
+        receive_lsn=_float(row["receive_lsn"]),
+        last_replay_ts=_float(row["last_replay_ts"]),
+        replay_paused=row["replay_paused"] == "t",
+        standbys=tuple(json.loads(row["standbys"] or "[]")),
+        receiver=json.loads(row["receiver"]) if row["receiver"] else None,
+        slots=tuple(json.loads(row["slots"] or "[]")),
     )

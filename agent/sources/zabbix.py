@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
 from kyoten.agent.snapshot import ZabbixRaw
+from kyoten.agent.sources.session import Session
 
 HA_SQL = """
 SELECT ha_nodeid, name, address, port, lastaccess, status,
@@ -13,9 +11,8 @@ SELECT ha_nodeid, name, address, port, lastaccess, status,
 FROM ha_node ORDER BY name"""
 
 
-def query_zabbix(conn: psycopg.Connection[Any], fallback_now: float) -> ZabbixRaw:
-    cur = conn.execute(HA_SQL)
-    names = [c.name for c in cur.description or ()]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+def query_zabbix(session: Session, fallback_now: float) -> ZabbixRaw:
+    """ha_node as text rows (shaping converts); the database's clock from the same pass."""
+    rows = session.query(HA_SQL)  # often through Pgpool: no named statements there
     now = float(rows[0]["now"]) if rows else fallback_now
-    return ZabbixRaw(nodes=tuple(rows), now=now)
+    return ZabbixRaw(nodes=rows, now=now)

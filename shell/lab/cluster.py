@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kyoten.shell.lab.agent2 import ZABBIX_USER
 from kyoten.shell.lab.config import ZabbixDb, lab_config
@@ -20,12 +22,18 @@ class Cluster:
     standby: PgNode
     pool_a: Pgpool
     pool_b: Pgpool
+    stack: str = "bookworm"
+    chroot: Path | None = None  # the trixie root the stack runs in
+    # put first on PATH for the stack's own pcp tools (trixie: 4.6 in the root); None: the host's
+    pcp_bin: Path | None = None
 
     def stop(self) -> None:
         for pool in (self.pool_b, self.pool_a):
             pool.stop()
         for node in (self.standby, self.primary):
             node.stop("immediate")
+        if self.chroot is not None:  # the stack's real directory lives in the kept root
+            shutil.rmtree(self.chroot / self.primary.datadir.parent.parent.relative_to("/"))
 
     def write_config(self, directory: Path, zabbix: ZabbixDb | None = None) -> Path:
         """kyoten.toml naming site-a, site-b, pool-a, pool-b, readable by the agent's account."""
@@ -34,10 +42,27 @@ class Cluster:
         return write_file(directory / "kyoten.toml", text, ZABBIX_USER, 0o640)
 
 
-def build_cluster(root: Path, slot: str = "site_b") -> Cluster:
+STACKS = ("bookworm", "trixie")
+"""The real stacks: Debian 12's PostgreSQL 15 and Pgpool-II 4.3 on the host, and trixie's
+PostgreSQL 17 and Pgpool-II 4.6 from the trixie root (:mod:`kyoten.shell.lab.stack17`)."""
+
+
+def build_cluster(root: Path, slot: str = "site_b", stack: str = "bookworm") -> Cluster:
     """Create and start a two-site cluster under ``root`` (≈ 3 s here)."""
-    primary = PgNode("site-a", root / "pg" / "site-a", free_port())
-    standby = PgNode("site-b", root / "pg" / "site-b", free_port())
+    if stack not in STACKS:
+        raise ValueError(f"unknown stack {stack!r}; stacks: {', '.join(STACKS)}")
+    chroot: Path | None = None
+    extra: dict[str, Any] = {}
+    pgpool: dict[str, Any] = {}
+    if stack == "trixie":
+        from kyoten.shell.lab import stack17
+
+        chroot = stack17.ensure_stack()
+        root = stack17.shared_dir(chroot, root / "trixie")
+        extra = {"bindir": stack17.BINDIR, "root": chroot}
+        pgpool = {"root": chroot, "exe": str(stack17.PGPOOL)}
+    primary = PgNode("site-a", root / "pg" / "site-a", free_port(), **extra)
+    standby = PgNode("site-b", root / "pg" / "site-b", free_port(), **extra)
     primary.init_primary()
     standby.init_standby(primary, slot=slot)
     pools = [
@@ -48,9 +73,16 @@ def build_cluster(root: Path, slot: str = "site_b") -> Cluster:
             free_port(),
             [primary, standby],
             site=f"site-{s}",
+            **pgpool,
         )
         for s in ("a", "b")
     ]
     for pool in pools:
         pool.start()
-    return Cluster(primary, standby, *pools)
+    pcp_bin = None
+    if chroot is not None:
+        from kyoten.shell.lab import stack17
+
+        pcp_bin = stack17.pcp_tools(chroot, root / "pcp-bin")
+    pool_a, pool_b = pools
+    return Cluster(primary, standby, pool_a, pool_b, stack=stack, chroot=chroot, pcp_bin=pcp_bin)

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
 from kyoten.shell.lab.cluster import Cluster
 from kyoten.shell.lab.config import ZabbixDb as ZabbixTarget
 from kyoten.shell.lab.config import lab_config
+from kyoten.shell.lab.faults import Faults, lead_pattern
 from kyoten.shell.lab.pgpool import Pgpool
 from kyoten.shell.lab.postgres import PgNode
 from kyoten.shell.lab.procs import (
@@ -52,22 +54,31 @@ if TYPE_CHECKING:
     from kyoten.shell.lab.zabbix import Zabbix60
 
 DEFAULT_DIR = Path("/var/lib/kyoten-demo")
-FAULTS = ("primary-down", "receiver-stop", "two-primaries", "pgpool-drift", "zabbix-failover")
+#: The decision table's faults (kyoten.shell.lab.faults, the integration tests' too) and the
+#: HA failover; primary-stop is left out: the demo's Zabbix database lives on that primary.
+FAULTS = (
+    "primary-down",
+    "standby-stop",
+    "receiver-stop",
+    "replay-paused",
+    "two-primaries",
+    "double-failover",
+    "pgpool-drift",
+    "children-exhausted",
+    "zabbix-failover",
+)
 #: Faults only the bridge's alert-path canary can see: Zabbix itself cannot raise them.
 BRIDGE_FAULTS = ("zabbix-down", "database-down", "alert-path-broken")
 HOST_GROUP = "kyoten demo"
-ACTION = "kyoten demo: all problems to the bridge"
+#: The action that sends every problem to the bridge (made by kyoten import's wiring).
+ACTION = "kyoten: problems to the bridge"
+#: Its name in demo labs built before 'kyoten import --config' wired the action: removed.
+LEGACY_ACTION = "kyoten demo: all problems to the bridge"
 #: The stock group of Admin, the demo's user with the kyoten media: it receives the canary.
 NOC_GROUP = "Zabbix administrators"
 #: The [zabbix.NAME] table that lab_config writes into the demo's kyoten.toml.
 ZABBIX_TARGET = "zabbix"
 CANARY_INTERVAL = 15
-TEMPLATES = {
-    "pg": "kyoten PostgreSQL replication",
-    "pgpool": "kyoten Pgpool-II",
-    "ha": "kyoten Zabbix HA cluster",
-    "cross": "kyoten Cross-site invariants",
-}
 #: short windows so that a fault shows within a minute (production defaults are minutes)
 DEMO_MACROS = {
     "{$KYOTEN.INTERVAL}": "10s",
@@ -75,32 +86,11 @@ DEMO_MACROS = {
     "{$PG.RECEIVER.WINDOW}": "30s",
     "{$PG.STANDBY.MISSING.WINDOW}": "30s",
     "{$PG.REPL_LAG.WINDOW}": "1m",
+    "{$PG.REPL_LAG.BYTES.MAX.WARN}": "1048576",  # replay-paused writes a few MB
+    "{$PGPOOL.DRIFT.WINDOW}": "30s",
+    "{$PGPOOL.CHILDREN.RESERVED}": "1",  # the lab's Pgpools: reserved_connections = 1
+    "{$KYOTEN.CHANGE.HOLD}": "2m",
 }
-
-
-def general_action(mediatypeid: str, userid: str) -> dict[str, Any]:
-    """``action.create`` parameters of the demo's :data:`ACTION`: every problem, update and
-    recovery to the user with the kyoten media, except the alert-path canary's events, which
-    the canary's own action sends (an event without the ``kyoten`` tag matches the condition
-    "tag kyoten does not equal canary")."""
-    from kyoten.alerting.canary_template import EXCLUDE_CONDITION
-
-    return {
-        "name": ACTION,
-        "eventsource": 0,
-        "status": 0,
-        "esc_period": "1h",
-        "filter": {"evaltype": 0, "conditions": [dict(EXCLUDE_CONDITION)]},
-        "operations": [
-            {
-                "operationtype": 0,
-                "opmessage": {"default_msg": 1, "mediatypeid": mediatypeid},
-                "opmessage_usr": [{"userid": userid}],
-            }
-        ],
-        "recovery_operations": [{"operationtype": 11, "opmessage": {"default_msg": 1}}],
-        "update_operations": [{"operationtype": 12, "opmessage": {"default_msg": 1}}],
-    }
 
 
 @dataclass(frozen=True)
@@ -242,16 +232,17 @@ class Demo:
 
     # ------------------------------------------------------------------ up
     def up(self) -> None:
-        total = 9
+        total = 10
         steps = Progress(total)
         print(f"kyoten demo: bringing the lab up under {self.root} (all on 127.0.0.1)")
         make_dir(self.root, "root", 0o755)
         with steps.step("PostgreSQL 15: site-a primary, site-b streaming standby"):
             self.up_postgres()
-        with steps.step("Pgpool-II 4.3: one standalone instance per site"):
+        with steps.step("Pgpool-II 4.3: one standalone instance per site; repair what faults left"):
             for pool in (self.pool_a, self.pool_b):
                 pool.start()
-            self.heal_pools()
+            # a split brain, a stopped node, held-down backends, stuck children: calm again
+            self.lab_faults().heal()
         with steps.step("Zabbix database (schema, images, data)"):
             from kyoten.shell.lab.zabbix import DEBIAN_SQL, ZabbixDb, schema_files
 
@@ -271,6 +262,8 @@ class Demo:
             self.up_bridge()
         with steps.step("First values from the agent reach Zabbix"):
             self.wait_first_values()
+        with steps.step("NOC view: topology map and the kyoten NOC dashboard, Admin's home page"):
+            self.noc_view()
         self.print_summary()
 
     def up_postgres(self) -> None:
@@ -325,6 +318,10 @@ class Demo:
         return write_file(
             path, self.pool_a.pcppass_line() + self.pool_b.pcppass_line(), "root", 0o600
         )
+
+    def lab_faults(self) -> Faults:
+        """The decision table's faults and the repair, on this lab's nodes and Pgpools."""
+        return Faults([self.primary, self.standby], [self.pool_a, self.pool_b], self.pcppass())
 
     def zabbix_nodes(self) -> dict[str, Zabbix60]:
         from kyoten.shell.lab.zabbix import Zabbix60
@@ -553,68 +550,41 @@ class Demo:
             "bridge", [self.script("kyoten"), "bridge", "serve", "--config", str(conf)], p.bridge
         )
 
+    def topology(self) -> Any:
+        """The demo's hosts, map and dashboard, planned from its kyoten.toml like any
+        installation's (``kyoten import --config``), with the demo's short windows."""
+        from kyoten.agent.config import load_config
+        from kyoten.agent.export.topology import plan
+
+        return plan(load_config(str(self.config_path)), macros=DEMO_MACROS)
+
+    def wiring(self) -> Any:
+        from kyoten.shell.zabbix_wiring import Wiring
+
+        return Wiring(
+            host_group=HOST_GROUP,
+            agent=("127.0.0.1", self.p.agent),
+            bridge_url=f"http://127.0.0.1:{self.p.bridge}/v1/events",
+            bridge_token=self.secret("bridge-token"),
+            usergroup=NOC_GROUP,
+        )
+
     def configure_zabbix(self) -> None:
+        """What ``kyoten import --config`` wires, through the same functions (hosts, the
+        bridge's global macros, the action to the NOC group), plus the demo's own user: Admin
+        gets the kyoten media, and the media type is enabled."""
+        from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
         from kyoten.shell.zabbix_import import setup_canary
+        from kyoten.shell.zabbix_wiring import (
+            reconcile_action,
+            reconcile_global_macros,
+            reconcile_hosts,
+        )
 
         api = self.api()
-        group = api.hostgroup.get(filter={"name": HOST_GROUP}, output=["groupid"])
-        gid = group[0]["groupid"] if group else api.hostgroup.create(name=HOST_GROUP)["groupids"][0]
-        tids = {
-            k: api.template.get(filter={"host": v}, output=["templateid"])[0]["templateid"]
-            for k, v in TEMPLATES.items()
-        }
-        hosts = {
-            "site-a": (
-                ["pg", "pgpool"],
-                {"{$KYOTEN.PG.TARGET}": "site-a", "{$KYOTEN.PGPOOL.TARGET}": "pool-a"},
-            ),
-            "site-b": (
-                ["pg", "pgpool"],
-                {"{$KYOTEN.PG.TARGET}": "site-b", "{$KYOTEN.PGPOOL.TARGET}": "pool-b"},
-            ),
-            "zabbix-ha": (["ha"], {"{$KYOTEN.ZBX.TARGET}": ZABBIX_TARGET}),
-            "cross-site": (["cross"], {}),
-        }
-        for name, (templates, macros) in hosts.items():
-            params: dict[str, Any] = {
-                "host": name,
-                "groups": [{"groupid": gid}],
-                "templates": [{"templateid": tids[t]} for t in templates],
-                "macros": [{"macro": k, "value": v} for k, v in {**DEMO_MACROS, **macros}.items()],
-            }
-            existing = api.host.get(filter={"host": name}, output=["hostid"])
-            if existing:
-                api.host.update(hostid=existing[0]["hostid"], **params)
-            else:
-                api.host.create(
-                    interfaces=[
-                        {
-                            "type": 1,
-                            "main": 1,
-                            "useip": 1,
-                            "ip": "127.0.0.1",
-                            "dns": "",
-                            "port": str(self.p.agent),
-                        }
-                    ],
-                    **params,
-                )
-        token = self.secret("bridge-token")
-        for macro, value, kind in (
-            ("{$KYOTEN.BRIDGE.URL}", f"http://127.0.0.1:{self.p.bridge}/v1/events", 0),
-            ("{$KYOTEN.BRIDGE.TOKEN}", token, 1),
-        ):
-            found = api.usermacro.get(
-                globalmacro=True, filter={"macro": macro}, output=["globalmacroid"]
-            )
-            if found:
-                api.usermacro.updateglobal(
-                    globalmacroid=found[0]["globalmacroid"], value=value, type=kind
-                )
-            else:
-                api.usermacro.createglobal(macro=macro, value=value, type=kind)
-        from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
-
+        wiring = self.wiring()
+        reconcile_hosts(api, self.topology(), wiring, apply=True)
+        reconcile_global_macros(api, wiring.bridge_url, wiring.bridge_token, apply=True)
         mt = api.mediatype.get(filter={"name": MEDIA_TYPE}, output=["mediatypeid"])[0]
         api.mediatype.update(mediatypeid=mt["mediatypeid"], status=0)
         admin = api.user.get(filter={"username": "Admin"}, output=["userid"])[0]
@@ -630,17 +600,38 @@ class Demo:
                 }
             ],
         )
-        action = general_action(mt["mediatypeid"], admin["userid"])
-        existing = api.action.get(filter={"name": ACTION}, output=["actionid"])
-        if existing:
-            api.action.update(
-                actionid=existing[0]["actionid"],
-                **{k: v for k, v in action.items() if k not in ("eventsource", "name")},
-            )
-        else:
-            api.action.create(**action)
+        for legacy in api.action.get(filter={"name": LEGACY_ACTION}, output=["actionid"]):
+            api.action.delete(legacy["actionid"])
+        reconcile_action(api, NOC_GROUP, apply=True)
         setup_canary(api, NOC_GROUP)
         self.reload_zabbix()
+
+    def noc_view(self) -> None:
+        """The topology map and the NOC dashboard, once discovery has created the triggers
+        the map's links show (a minute at most at the demo's interval), and the dashboard as
+        the page Admin lands on."""
+        from kyoten.agent.export import topology
+        from kyoten.shell.zabbix_wiring import (
+            discovered_triggers,
+            home_page,
+            reconcile_dashboard,
+            reconcile_map,
+        )
+
+        api, topo = self.api(), self.topology()
+        wanted = topology.map_triggers(topology.map_export(topo))
+        with contextlib.suppress(LabError):  # what is still missing is imported by a later up
+            wait_for(
+                lambda: not discovered_triggers(api, wanted),
+                "the triggers the map's links show to be discovered",
+                timeout=120,
+                interval=2,
+            )
+        for line in reconcile_map(api, topo, "6.0", apply=True):
+            if "not in Zabbix yet" in line:
+                print(f"\n  {line}", end="")
+        reconcile_dashboard(api, topo, "6.0", apply=True)
+        home_page(api, "Admin", apply=True)
 
     def reload_zabbix(self) -> None:
         for node in self.zabbix_nodes().values():
@@ -665,7 +656,8 @@ class Demo:
         p = self.p
         print(f"""
 kyoten demo is up.
-  Zabbix frontend   {self.web_url}/  (Admin / zabbix); hosts in group "{HOST_GROUP}"
+  Zabbix frontend   {self.web_url}/  (Admin / zabbix): the kyoten NOC dashboard, the map
+                    "kyoten topology"; hosts in group "{HOST_GROUP}"
   PATLITE tower     http://127.0.0.1:{p.tower_web}/  (emulated PNS tower at 127.0.0.1:{p.tower});
                     or: kyoten tower status 'pns://127.0.0.1:{p.tower}?model=nh'
   Mailbox           {self.root / "mail" / "Maildir"}  (SMTP sink on 127.0.0.1:{p.smtp})
@@ -729,7 +721,7 @@ Stop:               kyoten demo down""")
         start = time.monotonic()
         what = f"a problem with {fragment!r} to {'appear' if present else 'resolve'} in Zabbix"
         wait_for(
-            lambda: any(fragment in n for n in self.problems()) == present,
+            lambda: any(re.search(fragment, n) for n in self.problems()) == present,
             what,
             timeout=timeout,
             interval=2,
@@ -907,46 +899,7 @@ Stop:               kyoten demo down""")
         print(f"  bridge: {self.deliveries()}")
 
     def fault_plan(self, name: str) -> tuple[Callable[[], None], Callable[[], None], str]:
-        primary, standby = self.roles()
-        if name == "receiver-stop":
-            conninfo = standby.primary_conninfo()
-            return (
-                lambda: standby.set_primary_conninfo(""),
-                lambda: standby.set_primary_conninfo(conninfo),
-                "WAL receiver is not streaming",
-            )
-        if name == "two-primaries":
-
-            def rebuild() -> None:
-                standby.stop("immediate")
-                standby.init_standby(primary, slot=f"site_{standby.name[-1]}")
-                self.heal_pools()
-
-            return standby.promote, rebuild, "PostgreSQL primaries (split brain)"
-        if name == "pgpool-drift":
-            node_id = self.pool_b.backends.index(standby)
-
-            def restart_clean() -> None:
-                self.pool_b.stop()
-                self.pool_b.start(discard_status=True)
-
-            return (
-                lambda: self.pool_b.hold_down([node_id]),
-                restart_clean,
-                "Pgpool-II holds live backend",
-            )
-        if name == "primary-down":
-
-            def fail_over() -> None:
-                primary.stop("immediate")
-                standby.promote()  # what Pgpool's failover_command does in production
-
-            def rejoin() -> None:
-                primary.init_standby(standby, slot=f"site_{primary.name[-1]}")
-                self.heal_pools()
-
-            node_id = self.pool_a.backends.index(primary)
-            return fail_over, rejoin, f"backend {node_id}"
+        """(inject, repair, the decision table's leading problem as a regular expression)."""
         if name == "zabbix-failover":
             nodes = self.zabbix_nodes()
             active = next(n for n in nodes.values() if self.ha_status(n.ha_node_name) == 3)
@@ -954,8 +907,15 @@ Stop:               kyoten demo down""")
             def stop_active() -> None:
                 stop_pid(read_pid(active.workdir / "zabbix_server.pid"), "zabbix_server")
 
-            return stop_active, lambda: self.start_zabbix_node(active), "failover to"
-        raise LabError(f"unknown fault {name!r}; choose one of {', '.join(FAULTS)}")
+            return (
+                stop_active,
+                lambda: self.start_zabbix_node(active),
+                lead_pattern(name).pattern,
+            )
+        if name not in FAULTS:
+            raise LabError(f"unknown fault {name!r}; choose one of {', '.join(FAULTS)}")
+        fault = self.lab_faults().plan(name)
+        return fault.inject, fault.repair, lead_pattern(name).pattern
 
 
 def main(argv: list[str]) -> int:

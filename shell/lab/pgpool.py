@@ -1,4 +1,5 @@
-"""Standalone Pgpool-II 4.3 instances in streaming-replication mode, one per site."""
+"""Standalone Pgpool-II instances (the host's 4.3, or 4.6 from the trixie root) in
+streaming-replication mode, one per site."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class Pgpool:
     num_init_children: int = 16
     site: str = ""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # run Pgpool-II from this root with chroot (trixie's 4.6); the host's otherwise (4.3)
+    root: Path | None = None
+    exe: str = "pgpool"
 
     def conninfo(self, dbname: str = "postgres") -> str:
         return f"host={self.host} port={self.port} dbname={dbname} user={PG_USER} connect_timeout=5"
@@ -132,7 +136,7 @@ class Pgpool:
         md5 = hashlib.md5(PCP_PASSWORD.encode()).hexdigest()
         write_file(self.workdir / "pcp.conf", f"{PCP_USER}:{md5}\n", PG_USER)
         argv = [
-            "pgpool",
+            self.exe,
             "-n",
             "-f",
             str(self.workdir / "pgpool.conf"),
@@ -142,7 +146,10 @@ class Pgpool:
         if discard_status:
             argv.insert(2, "-D")
         self.pidfile.unlink(missing_ok=True)
-        self.proc = spawn(argv, user=PG_USER, log=self.workdir / "pgpool.log")
+        if self.root is not None:
+            argv = ["chroot", f"--userspec={PG_USER}:{PG_USER}", str(self.root), *argv]
+        user = PG_USER if self.root is None else None
+        self.proc = spawn(argv, user=user, log=self.workdir / "pgpool.log")
         try:
             wait_for(
                 lambda: port_open(self.port) and port_open(self.pcp_port),

@@ -35,6 +35,8 @@ class PgNode:
     port: int
     host: str = "127.0.0.1"
     bindir: Path = field(default_factory=pg_bindir)
+    # run the programs (``bindir`` is then inside it) with chroot, e.g. trixie's PostgreSQL 17
+    root: Path | None = None
 
     # ------------------------------------------------------------------ connection
     def conninfo(self, dbname: str = "postgres", user: str = PG_USER) -> str:
@@ -63,12 +65,16 @@ class PgNode:
     def log(self) -> Path:
         return self.datadir.parent / f"{self.name}.log"
 
+    def tool(self, name: str, *args: str, timeout: float = 60) -> str:
+        """Run one of the server's programs as the postgres account (inside ``root`` if set)."""
+        exe = [str(self.bindir / name), *args]
+        if self.root is None:
+            return run(exe, user=PG_USER, timeout=timeout)
+        chroot = ["chroot", f"--userspec={PG_USER}:{PG_USER}", str(self.root)]
+        return run([*chroot, *exe], timeout=timeout)
+
     def pg_ctl(self, *args: str, timeout: float = 60) -> str:
-        return run(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args],
-            user=PG_USER,
-            timeout=timeout,
-        )
+        return self.tool("pg_ctl", "-D", str(self.datadir), *args, timeout=timeout)
 
     def running(self) -> bool:
         return read_pid(self.datadir / "postmaster.pid") is not None
@@ -125,21 +131,10 @@ class PgNode:
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
         make_dir(self.datadir, PG_USER)
-        run(
-            [
-                str(self.bindir / "initdb"),
-                "-D",
-                str(self.datadir),
-                "-U",
-                PG_USER,
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            user=PG_USER,
+        self.tool(
+            "initdb",
+            *("-D", str(self.datadir), "-U", PG_USER, "-A", "trust", "-E", "UTF8"),
+            *("--locale=C", "--no-sync"),
             timeout=120,
         )
         self._write_conf()
@@ -166,24 +161,10 @@ class PgNode:
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
         make_dir(self.datadir, PG_USER)
-        run(
-            [
-                str(self.bindir / "pg_basebackup"),
-                "-h",
-                primary.host,
-                "-p",
-                str(primary.port),
-                "-U",
-                REPL_USER,
-                "-D",
-                str(self.datadir),
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-                "--no-sync",
-            ],
-            user=PG_USER,
+        self.tool(
+            "pg_basebackup",
+            *("-h", primary.host, "-p", str(primary.port), "-U", REPL_USER),
+            *("-D", str(self.datadir), "-X", "stream", "-c", "fast", "--no-sync"),
             timeout=120,
         )
         self._write_conf()

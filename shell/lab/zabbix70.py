@@ -56,7 +56,12 @@ CHROOT_PACKAGES = (
     "php-ldap",
     # agent 2 7.0, for the loadable-plugin tests (run from the host with the root's loader)
     "zabbix-agent2",
+    # the frontend's default language en_US needs that locale, else every page carries the
+    # banner 'Locale for language "en_US" is not found on the web server'
+    "locales",
 )
+LOCALE = "en_US.UTF-8 UTF-8"
+"""The locale the frontend needs (its default language), generated inside the root."""
 CLEAN_ENV = ("/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 DEBOOTSTRAP_MARK = ".kyoten-debootstrap-ok"
 READY_MARK = ".kyoten-zabbix70-ok"
@@ -104,7 +109,7 @@ def ensure_root(root: Path | None = None) -> float:
     root = root or default_root()
     ready = all((root / f"usr/sbin/{b}").exists() for b in ("zabbix_server", "zabbix_agent2"))
     if (root / READY_MARK).exists() and ready:
-        return 0.0
+        return ensure_locale(root)
     if os.geteuid() != 0:
         raise LabError("building the Zabbix 7.0 root needs root (debootstrap, chroot)")
     start = time.monotonic()
@@ -150,8 +155,31 @@ def ensure_root(root: Path | None = None) -> float:
     in_root(root, "apt-get", "update", "-q")
     in_root(root, "apt-get", "upgrade", "-y", "-q")
     in_root(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", *CHROOT_PACKAGES)
+    ensure_locale(root)
     in_root(root, "apt-get", "clean")
     (root / READY_MARK).touch()
+    return time.monotonic() - start
+
+
+def ensure_locale(root: Path) -> float:
+    """Generate :data:`LOCALE` in the root unless it is there; seconds spent.
+
+    Also for a root built before the frontend's locale was part of it (the cached root is
+    kept between runs): then the ``locales`` package is installed first.
+    """
+    archive = root / "usr/lib/locale/locale-archive"
+    name = LOCALE.split()[0].lower().replace("-", "")  # en_us.utf8, as locale -a lists it
+    if archive.exists() and name in in_root(root, "locale", "-a").lower().replace("-", ""):
+        return 0.0
+    start = time.monotonic()
+    if not (root / "usr/sbin/locale-gen").exists():
+        in_root(root, "apt-get", "update", "-q")
+        in_root(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", "locales")
+    gen = root / "etc/locale.gen"
+    lines = gen.read_text().splitlines() if gen.exists() else []
+    if LOCALE not in lines:
+        gen.write_text("\n".join([*lines, LOCALE]) + "\n")
+    in_root(root, "locale-gen", timeout=300)
     return time.monotonic() - start
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,12 +15,24 @@ from kyoten.agent.catalogue import FAMILIES
 from kyoten.agent.catalogue.model import Family
 
 
-def kyoten_get(config: Path, key: str, timeout: float = 15) -> tuple[Any, float, int]:
-    """Run the real ``kyoten get`` in a subprocess: (parsed stdout, seconds, exit code)."""
+def kyoten_get(
+    config: Path, key: str, timeout: float = 15, path: Path | None = None
+) -> tuple[Any, float, int]:
+    """Run the real ``kyoten get`` in a subprocess: (parsed stdout, seconds, exit code).
+
+    ``path``: a directory put first on PATH (a stack's own pcp tools, ``Cluster.pcp_bin``).
+    """
     start = time.monotonic()
     exe = str(Path(sys.executable).with_name("kyoten"))
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = f"{path}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(
-        [exe, "get", "--config", str(config), key], capture_output=True, text=True, timeout=timeout
+        [exe, "get", "--config", str(config), key],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
     took = time.monotonic() - start
     assert proc.stderr == "", (

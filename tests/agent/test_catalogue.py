@@ -85,7 +85,8 @@ def test_no_doubled_braces_in_trigger_texts() -> None:
     for fam in FAMILIES:
         for m in (*fam.metrics, *[x for d in fam.discoveries for x in d.metrics]):
             for t in m.triggers:
-                for text in (t.name, t.expression, t.recovery or "", t.description, t.opdata):
+                texts = (t.name, t.event_name, t.expression, t.recovery or "", t.description)
+                for text in (*texts, t.opdata):
                     assert "{{" not in text and "}}" not in text, (t.uid, text)
 
 

@@ -56,6 +56,19 @@ def test_every_family_matches_the_catalogue_on_real_servers(
     assert_catalogue_shape(obj, family("kyoten.cross"))
 
 
+def test_each_stack_is_the_releases_it_stands_for(cluster: Any, kyoten_config: Path) -> None:
+    major, pgpool = {"bookworm": (15, "4.3."), "trixie": (17, "4.6.")}[cluster.stack]
+    assert pg(kyoten_config, "site-b")["server_version"] // 10000 == major
+    assert pool(kyoten_config, "pool-a")["version"].startswith(pgpool)
+    if cluster.pcp_bin is not None:  # the stack's own pcp tools, not the host's
+        import subprocess
+
+        out = subprocess.run(
+            [str(cluster.pcp_bin / "pcp_node_info"), "--version"], capture_output=True, text=True
+        )
+        assert f"pgpool-II) {pgpool}" in out.stdout + out.stderr, out
+
+
 def test_roles_standbys_slots_and_pgpool_view(cluster: Any, kyoten_config: Path) -> None:
     a, b = pg(kyoten_config, "site-a"), pg(kyoten_config, "site-b")
     assert (a["in_recovery"], b["in_recovery"]) == (0, 1)
@@ -95,7 +108,11 @@ def test_lag_grows_while_replay_is_paused_and_returns_to_zero(
     cluster: Any, kyoten_config: Path
 ) -> None:
     make_wal(cluster.primary, 10)  # a replayed commit gives the standby a replay timestamp
-    wait_until(lambda: pg(kyoten_config, "site-b")["replay_lag_bytes"] == 0, "standby caught up")
+    # replayed up to the commit: neither lag proves it (the standby's reads 0 before the
+    # commit has even arrived, the primary's while the standby has not reported a replay
+    # position yet, as PostgreSQL 17 right after start-up)
+    commit = pg(kyoten_config, "site-a")["wal_lsn"]
+    wait_until(lambda: pg(kyoten_config, "site-b")["wal_lsn"] >= commit, "standby caught up")
     with replay_paused(cluster.standby):
         make_wal(cluster.primary)
         a = wait_until(
@@ -142,7 +159,9 @@ def test_stopped_wal_receiver_is_reported_although_lag_reads_zero(
         make_wal(cluster.primary, 2000)  # the primary moves on; the standby cannot know
         b = pg(kyoten_config, "site-b")
         assert b["receiver_state"] == 0
-        assert (b["replay_lag_bytes"], b["replay_delay"]) == (0, 0.0)  # lag alone is blind
+        # lag alone is blind: it does not see the WAL the primary wrote since (≈ 300 kB). It
+        # reads 0, or on PostgreSQL 17 at most the tail of a record the stream was cut in
+        assert b["replay_lag_bytes"] < 8192
         assert b["receiver_last_msg_age"] == -1.0 and b["receiver_sender"] == ""
         a = wait_until(
             lambda: (o := pg(kyoten_config, "site-a")) and standby_row(o)["connected"] == 0 and o,
@@ -172,6 +191,20 @@ def test_pgpool_holding_a_live_backend_down_is_drift(cluster: Any, kyoten_config
         cluster.pool_b.stop()
         cluster.pool_b.start()
     assert pool(kyoten_config, "pool-b")["drift_count"] == 0
+
+
+def test_watchdog_true_on_a_pgpool_without_watchdog_is_an_error_with_pcps_reason(
+    cluster: Any, kyoten_config: Path, tmp_path: Path
+) -> None:
+    """pcp_watchdog_info exits 0 with the refusal on stderr: never "watchdog not used"."""
+    text = kyoten_config.read_text().replace(
+        "[pgpool.pool-a]\n", "[pgpool.pool-a]\nwatchdog = true\n"
+    )
+    config = tmp_path / "kyoten.toml"
+    config.write_text(text)
+    obj, _, rc = kyoten_get(config, "kyoten.pgpool[pool-a]", path=cluster.pcp_bin)
+    assert rc == 1 and "pcp_watchdog_info" in obj["error"], obj
+    assert "watchdog is not enabled" in obj["error"]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -210,7 +243,7 @@ def test_pgpool_refusing_sql_falls_back_to_pcp(cluster_factory: Callable[[], Any
     c.primary.stop("immediate")
     p = wait_until(
         lambda: (
-            (o := kyoten_get(config, "kyoten.pgpool[pool-a]")[0])
+            (o := kyoten_get(config, "kyoten.pgpool[pool-a]", path=c.pcp_bin)[0])
             and o.get("via_pcp") == 1
             and o["backends_up"] == 0
             and o
@@ -221,6 +254,8 @@ def test_pgpool_refusing_sql_falls_back_to_pcp(cluster_factory: Callable[[], Any
     assert [b["status"] for b in p["backends"]] == [3, 3]
     assert [b["pg_status"] for b in p["backends"]] == [0, 0]  # and PostgreSQL agrees
     assert p["primary_node_id"] == -1 and p["children_busy"] is None
+    # health-check stats over PCP too (pcp_health_check_stats, 4.2+): failing, not blank
+    assert all(b["hc_total"] >= 1 and b["hc_last_ok_age"] != 0 for b in p["backends"])
     # plugin mode (backends listed, live checks of its own) falls back to PCP just the same
     plugin = Collector(load_config(str(config)), persistent=True)
     try:

@@ -134,3 +134,37 @@ def test_unreachable_target_names_host_port(tmp_path: Path) -> None:
         Collector(cfg).get("kyoten.pg", ["x"])
     out = json.loads(Collector(cfg).get("kyoten.cross", []))
     assert out["pg_reachable"] == 0 and out["unreachable"].startswith("x: PostgreSQL x")
+
+
+def test_every_kind_of_invalid_value_is_listed_with_its_field_and_fix(tmp_path: Path) -> None:
+    """kyoten.toml with a wrong value of each kind of field it has: one run lists them all,
+    each with its path and what to do, and never a secret's value."""
+    bad = {
+        "deadline": "2.5",  # number
+        "connect_timeout": 1,  # integer
+        "postgres": {
+            "a": {"host": "h", "port": 70000, "sslmode": "always",  # integer, enum
+                  "expected_standbys": "b"},  # string list (a list, not one string)
+            "b": "not a table",  # nested section
+        },
+        "pgpool": {"p": {"host": "h", "pcp_port": 9898,
+                         "pcp_password_file": str(tmp_path / "nope")}},  # secret file
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as exc:
+        parse_config(bad, "k.toml")
+    lines = str(exc.value).splitlines()[1:]
+    expected = {
+        "deadline: expected a number, got str '2.5'": "keep it below the agent's Timeout",
+        "connect_timeout: 1 is below 2": "libpq's minimum is 2 s",
+        "postgres.a.port: 70000 is outside 1-65535": "a TCP port (1-65535)",
+        "postgres.a.sslmode: 'always' is not one of disable": "use one of disable, allow",
+        "postgres.a.expected_standbys: expected a list of strings": "the application_name",
+        "postgres.b: expected a table of settings, got str": "write it as a table",
+        "pgpool.p.pcp_password_file: cannot read": "check the path",
+    }
+    for head, fix in expected.items():
+        found = [line.strip() for line in lines if line.strip().startswith(head)]
+        assert found, (head, lines)
+        assert fix in found[0].partition("; ")[2], (fix, found[0])
+    assert len(lines) == len(expected), lines
+    assert "k.toml: 7 problem(s)" in str(exc.value)

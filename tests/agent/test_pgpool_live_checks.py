@@ -154,9 +154,7 @@ def test_a_frozen_backend_is_unknown_and_does_not_cost_the_poll(
     snap(plugin, "pool-a")  # connections kept from here on
     site_b = plugin.config.postgres["site-b"]
     with plugin.connector.target("pg", site_b, None, time.monotonic() + 5) as conn:
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    backend = int(row[0])
+        backend = int(conn.query("SELECT pg_backend_pid() AS pid")[0]["pid"])
     os.kill(backend, signal.SIGSTOP)
     try:
         start = time.monotonic()

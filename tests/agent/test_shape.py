@@ -80,7 +80,16 @@ def test_standby_side_figures() -> None:
         STANDBY, target="b", site="dc2", expected_standbys=("ignored-on-standby",), duration=0.01
     )
     assert obj["receive_lag_bytes"] == 1000 and obj["receiver_sender"] == "10.0.0.1:5432"
-    assert obj["receiver_last_msg_age"] == 10.0 and obj["standbys"] == []
+    assert obj["receiver_last_msg_age"] == 10.0
+    # an expected standby keeps its row on a standby, but is not expected to stream here, so
+    # its triggers resolve when the server turns standby instead of losing their item
+    (row,) = obj["standbys"]
+    assert (row["application_name"], row["connected"], row["expected"]) == (
+        "ignored-on-standby",
+        0,
+        0,
+    )
+    assert row["state"] == ""
 
 
 def test_primary_lags_and_missing_expected_standby() -> None:
@@ -120,14 +129,17 @@ def test_primary_lags_and_missing_expected_standby() -> None:
     assert (b["sent_lag_bytes"], b["write_lag_bytes"], b["flush_lag_bytes"]) == (100, 200, 300)
     assert b["replay_lag_bytes"] == 0 and b["replay_lag"] == 1.25 and b["flush_lag"] == 0.0
     assert (c["application_name"], c["connected"], c["state"]) == ("c", 0, "missing")
+    assert (b["expected"], c["expected"]) == (1, 1)  # a primary must feed both
     assert obj["standbys_connected"] == 1 and obj["timeline"] == 4
     assert obj["slots"][0] == {
         "slot_name": "b",
+        "present": 1,
         "slot_type": "physical",
         "active": 0,
         "wal_status": "extended",
         "retained_bytes": 4000,
         "safe_wal_size": -1.0,
+        "inactive_seconds": None,  # before PostgreSQL 17: unknown
     }
 
 

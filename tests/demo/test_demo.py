@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from kyoten.shell.lab.demo import Ports
+from kyoten.shell.lab.postgres import PgNode
 from kyoten.shell.lab.procs import port_open
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,8 @@ def test_up_reports_every_step_and_where_to_look(lab: Path) -> None:
     assert " down" not in status.stdout, status.stdout
     again = demo(lab, "up")  # idempotent: everything is running already
     assert again.returncode == 0, again.stderr
-    assert "[ 9/9] First values from the agent reach Zabbix" in again.stdout
+    assert "[ 9/10] First values from the agent reach Zabbix" in again.stdout
+    assert "[10/10] NOC view" in again.stdout
     assert "Zabbix frontend   http://127.0.0.1:" in again.stdout
 
 
@@ -123,9 +125,37 @@ def test_a_fault_reaches_zabbix_the_tower_and_the_channels_then_recovers(lab: Pa
     out = demo(lab, "fault", "receiver-stop", "--timeout", "180")
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
-    assert "PostgreSQL: WAL receiver is not streaming" in text
+    assert "PostgreSQL site-b: WAL receiver is not streaming" in text
     before, after = text.split("repairing")
     assert "tower: red=" in before and "green=off" in before  # a High problem is open
     assert "resolved in Zabbix" in after
     mails = [int(line.split()[1]) for line in text.splitlines() if "mail(s)" in line]
     assert len(mails) == 2 and mails[1] > mails[0] > 0  # problem, then recovery mails
+
+
+def test_up_repairs_a_split_brain_left_in_place(lab: Path) -> None:
+    """A split brain left behind (--no-recover) is on the tower as a Disaster; ``up`` resolves
+    it for the primary site A's Pgpool uses, and Zabbix returns to calm."""
+    out = demo(lab, "fault", "two-primaries", "--no-recover", "--timeout", "180")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Cross-site: more than one PostgreSQL primary (split brain)" in out.stdout
+    assert "red=blink" in out.stdout and "buzzer=1" in out.stdout, out.stdout  # a Disaster
+    up = demo(lab, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    p = Ports()
+    a = PgNode("site-a", lab / "pg" / "site-a", p.pg_a)
+    b = PgNode("site-b", lab / "pg" / "site-b", p.pg_b)
+    assert [a.value("SELECT pg_is_in_recovery()"), b.value("SELECT pg_is_in_recovery()")] == [
+        False,
+        True,
+    ]
+    assert a.value("SELECT state FROM pg_stat_replication WHERE application_name = 'site-b'") == (
+        "streaming"
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        status = demo(lab, "status").stdout
+        if "split brain" not in status and "is missing" not in status:
+            break
+        time.sleep(5)
+    assert "split brain" not in status and "is missing" not in status, status

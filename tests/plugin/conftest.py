@@ -27,6 +27,8 @@ from kyoten.agent.plugin import protocol as p  # noqa: E402
 from kyoten.agent.plugin.session import PluginSpec, Session  # noqa: E402
 from kyoten.shell.lab import agent2 as lab  # noqa: E402
 
+from tests.stacks import cluster, cluster_factory  # noqa: E402, F401  (per stack)
+
 
 class FakeAgent:
     """The agent's end of a socketpair: sends request bodies, reads whole frames back."""

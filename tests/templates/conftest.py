@@ -65,8 +65,15 @@ def imported60(zabbix60: Zabbix60, admin_password_file: Path) -> Any:
     return zabbix60.api()
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float, interval: float = 2) -> Any:
-    """Poll ``check()`` until it returns something truthy; returns it. Fails the test otherwise."""
+def wait_until(
+    check: Callable[[], Any],
+    what: str,
+    timeout: float,
+    interval: float = 2,
+    show: Callable[[], Any] | None = None,
+) -> Any:
+    """Poll ``check()`` until it returns something truthy; returns it. Fails the test otherwise,
+    quoting the last value (or what ``show()`` says then)."""
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:
@@ -74,6 +81,8 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float, interval: fl
         if last:
             return last
         time.sleep(interval)
+    if show is not None:
+        last = show()
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 

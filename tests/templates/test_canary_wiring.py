@@ -12,8 +12,9 @@ from kyoten.alerting import canary
 from kyoten.alerting import canary_template as ct
 from kyoten.shell.lab.config import ZabbixDb as ZabbixTarget
 from kyoten.shell.lab.config import lab_config
-from kyoten.shell.lab.demo import ZABBIX_TARGET, Demo, Ports, general_action
+from kyoten.shell.lab.demo import ZABBIX_TARGET, Demo, Ports
 from kyoten.shell.zabbix_import import action_differences
+from kyoten.shell.zabbix_wiring import action as general_action
 
 
 def as_action_get(wanted: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def test_action_differences_ignores_ids_and_names_what_differs() -> None:
     assert [x.split()[0] for x in lines] == ["status", "recovery_operations"]
 
 
-def test_the_demo_s_general_action_excludes_the_canary() -> None:
+def test_the_general_action_kyoten_import_wires_excludes_the_canary() -> None:
     action = general_action("36", "1")
     assert action["filter"]["conditions"] == [ct.EXCLUDE_CONDITION]
     assert ct.EXCLUDE_CONDITION == {**ct.MARK_CONDITION, "operator": "1"}  # does not equal

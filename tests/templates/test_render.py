@@ -196,7 +196,7 @@ def test_graph_prototypes_for_lag_per_standby_and_per_backend() -> None:
     assert any("{#APP}" in g["name"] for g in standby["graph_prototypes"])
     assert any("{#NAME}" in g["name"] for g in backend["graph_prototypes"])
     widgets = pg["dashboards"][0]["pages"][0]["widgets"]
-    assert {w["type"] for w in widgets} >= {"GRAPH_PROTOTYPE", "PLAIN_TEXT"}
+    assert {w["type"] for w in widgets} >= {"GRAPH_PROTOTYPE", "ITEM", "GRAPH_CLASSIC"}
 
 
 def test_media_type_is_the_bridge_s_declaration() -> None:

@@ -1,6 +1,6 @@
 """The alert-path canary on a real Zabbix 6.0, up to the action: a token sent with zabbix_utils'
 Sender to the trapper item opens a problem tagged with that token, the canary action fires for
-it, the demo's general action (which excludes the canary) does not, and 0 resolves it.
+it, the general action kyoten import wires (which excludes the canary) does not, and 0 resolves it.
 
 No media is involved: the recipient has none, so each alert Zabbix creates is a row with "No
 media defined for user", which is exactly the proof that the action selected the event and
@@ -17,8 +17,8 @@ import pytest
 from kyoten.alerting import canary
 from kyoten.alerting import canary_template as ct
 from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
-from kyoten.shell.lab import demo
 from kyoten.shell.lab.zabbix import Zabbix60
+from kyoten.shell.zabbix_wiring import action as wiring_action
 
 from .conftest import CANARY_GROUP, canary_recipients, kyoten_import, wait_until
 
@@ -41,7 +41,7 @@ def test_a_token_opens_a_tagged_problem_that_the_canary_action_takes(
     from zabbix_utils import Sender
 
     api = imported60
-    _, userid = canary_recipients(api)
+    usrgrpid, userid = canary_recipients(api)
     assert kyoten_import(
         zabbix60.url, admin_password_file, "--canary", "--canary-usergroup", CANARY_GROUP
     ) == 0  # fmt: skip
@@ -49,10 +49,10 @@ def test_a_token_opens_a_tagged_problem_that_the_canary_action_takes(
     (host,) = api.host.get(filter={"host": ct.HOST}, output=["hostid"])
     (group,) = api.hostgroup.get(filter={"name": ct.HOST_GROUP}, output=["groupid"])
 
-    # the demo's general action, aimed at the same recipient, and a problem it must send
+    # the general action that kyoten import wires, to the same recipients, and its problem
     (mt,) = api.mediatype.get(filter={"name": MEDIA_TYPE}, output=["mediatypeid"])
-    general = demo.general_action(mt["mediatypeid"], userid)
-    general["name"] = "kyoten test: the demo's general action"
+    general = wiring_action(mt["mediatypeid"], usrgrpid)
+    general["name"] = "kyoten test: the general action"
     general_id = api.action.create(**general)["actionids"][0]
     control = api.host.create(host=CONTROL_HOST, groups=[{"groupid": group["groupid"]}])
     control_id = control["hostids"][0]

@@ -27,7 +27,7 @@ from .conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
-RECEIVER_DOWN = "PostgreSQL: WAL receiver is not streaming"
+RECEIVER_DOWN = "PostgreSQL site-b: WAL receiver is not streaming"
 FAST = [
     {"macro": "{$KYOTEN.INTERVAL}", "value": "5s"},
     {"macro": "{$PG.RECEIVER.WINDOW}", "value": "20s"},
@@ -200,11 +200,11 @@ def test_backend_held_down_then_promotion_raises_two_primaries(
         c.pool_a.hold_down([1])  # restarted with the standby marked down in pgpool_status
         start = time.monotonic()
         down = wait_until(
-            lambda: [p for p in problems(api, pool) if p.startswith("Pgpool-II: backend 1 (")],
+            lambda: [p for p in problems(api, pool) if p.startswith("Pgpool-II pool-a: backend ")],
             "backend-down problem",
             60,
         )
-        assert "Down" in down[0]
+        assert down == ["Pgpool-II pool-a: backend site-b is detached"]  # named as in kyoten.toml
         print(f"backend-down problem {time.monotonic() - start:.0f} s after the hold-down")
 
         c.standby.promote()

@@ -65,14 +65,15 @@ def test_template_get_shows_the_catalogue(imported60: Any, family: Family) -> No
 
 def test_trigger_dependencies_are_in_the_database(imported60: Any) -> None:
     """One root cause pages once: lag is suppressed while the WAL receiver is down."""
+    pg = "PostgreSQL {$KYOTEN.PG.TARGET}"
     (tr,) = imported60.trigger.get(
-        filter={"description": "PostgreSQL: replay lag over {$PG.REPL_LAG.BYTES.MAX.WARN} B"},
+        filter={"description": f"{pg}: replay lag over {{$PG.REPL_LAG.BYTES.MAX.WARN}} B"},
         templated=True,
         selectDependencies=["description"],
         output=["description"],
     )
     assert [d["description"] for d in tr["dependencies"]] == [
-        "PostgreSQL: WAL receiver is not streaming"
+        f"{pg}: WAL receiver is not streaming"
     ]
 
 

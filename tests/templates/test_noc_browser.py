@@ -1,0 +1,418 @@
+"""The NOC view in the real frontends: ``kyoten import --config`` wires Zabbix 6.0 and 7.0 for
+a kyoten.toml (hosts, the bridge's macros, the action, the topology map, the NOC dashboard),
+re-running it is a no-op and ``--check`` sees drift; then headless Chromium logs in, opens the
+dashboard and the map, finds both sites and no error banner, and sees the replication link
+turn red when the standby's WAL receiver stops.
+
+Screenshots go to build/artefacts/noc/ (look at them: they are what the NOC sees). The
+servers are the session's (zabbix60, zabbix70); only an agent of its own is started here,
+because its kyoten.toml needs the Zabbix database target the shared one lacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kyoten.agent.config import load_config
+from kyoten.agent.export import topology
+from kyoten.agent.export.userparameters import render_userparameters
+from kyoten.shell.lab.agent2 import Agent2
+from kyoten.shell.lab.config import ZabbixDb as ZabbixTarget
+from kyoten.shell.lab.procs import write_file
+from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, Zabbix60
+from kyoten.shell.lab.zabbix70 import Zabbix70
+from kyoten.shell.zabbix_wiring import ACTION, TOKEN_MACRO, URL_MACRO, discovered_triggers
+
+from .conftest import kyoten_import, wait_until
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ARTEFACTS = REPO / "build" / "artefacts" / "noc"
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path("/usr/bin/chromium")
+PREFIX = "noc-"
+HOST_GROUP = "kyoten NOC test"
+USERGROUP = "kyoten NOC test (no users)"  # an action to nobody: no test's sink sees it
+BRIDGE_TOKEN = "noc-test-bridge-token-" + "x" * 16
+FAST = (
+    "{$KYOTEN.INTERVAL}=5s",
+    "{$PG.RECEIVER.WINDOW}=20s",
+    "{$PG.STANDBY.MISSING.WINDOW}=20s",
+)
+RECEIVER_DOWN = "WAL receiver is not streaming"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,2300",  # the whole NOC dashboard in one picture
+)
+
+
+# ---------------------------------------------------------------------------------- lab
+@pytest.fixture(scope="module")
+def noc_config(cluster: Any, lab_root: Path, zabbix60: Zabbix60) -> Path:
+    """The shared cluster's kyoten.toml plus the Zabbix database of the 6.0 server."""
+    db = zabbix60.db
+    target = ZabbixTarget(db.node.host, db.node.port, db.name, db.user, db.password)
+    path: Path = cluster.write_config(lab_root / "noc-kyoten", target)
+    return path
+
+
+@pytest.fixture(scope="module")
+def noc_agent(noc_config: Path, lab_root: Path) -> Iterator[Agent2]:
+    agent = Agent2(
+        lab_root / "noc-agent2",
+        render_userparameters(
+            str(Path(sys.executable).with_name("kyoten")), str(noc_config)
+        ).splitlines(),
+        timeout=10,
+    )
+    agent.start()
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture(scope="module")
+def secret_files(lab_root: Path) -> Path:
+    return write_file(lab_root / "noc-bridge.token", BRIDGE_TOKEN + "\n", "root", 0o600)
+
+
+def wiring_args(config: Path, agent: Agent2, token_file: Path) -> list[str]:
+    args = ["--config", str(config), "--host-prefix", PREFIX, "--host-group", HOST_GROUP]
+    args += ["--agent", f"127.0.0.1:{agent.port}"]
+    for macro in FAST:
+        args += ["--host-macro", macro]
+    args += ["--bridge-url", "http://127.0.0.1:9/v1/events"]
+    args += ["--bridge-token-file", str(token_file), "--usergroup", USERGROUP]
+    return args
+
+
+class Wired:
+    """One server wired by ``kyoten import``, with what each run printed."""
+
+    def __init__(self, version: str, server: Zabbix60 | Zabbix70, args: list[str]) -> None:
+        self.version, self.server, self.args = version, server, args
+        self.outputs: list[str] = []
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.server.web_port}"
+
+    def api(self) -> Any:
+        return self.server.api()
+
+    def run(self, capsys: Any, pw: Path, *extra: str) -> tuple[int, str]:
+        """``kyoten import`` with the wiring options; the templates are not compared here
+        (``--media-type`` alone: importcompare skips media types), test_zabbix*_import does."""
+        rc = kyoten_import(self.server.url, pw, *self.args, "--media-type", *extra)
+        out = capsys.readouterr()
+        text = out.out + out.err
+        self.outputs.append(text)
+        return rc, text
+
+    def dashboard_id(self) -> str:
+        (d,) = self.api().dashboard.get(
+            filter={"name": topology.DASHBOARD_NAME}, output=["dashboardid"]
+        )
+        return str(d["dashboardid"])
+
+    def map_id(self) -> str:
+        (m,) = self.api().map.get(filter={"name": topology.MAP_NAME}, output=["sysmapid"])
+        return str(m["sysmapid"])
+
+
+@pytest.fixture(scope="module")
+def wired(
+    zabbix60: Zabbix60,
+    zabbix70: Zabbix70,
+    noc_config: Path,
+    noc_agent: Agent2,
+    secret_files: Path,
+    admin_password_file: Path,
+) -> dict[str, Wired]:
+    """Both servers wired: the first run (hosts not polled yet), then, once discovery has
+    made the triggers the map's links show, a second run that adds them."""
+    args = wiring_args(noc_config, noc_agent, secret_files)
+    out = {"6.0": Wired("6.0", zabbix60, args), "7.0": Wired("7.0", zabbix70, args)}
+    topo = topology.plan(load_config(str(noc_config)), PREFIX)
+
+    def run(w: Wired) -> None:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            rc = kyoten_import(w.server.url, admin_password_file, *args)
+        w.outputs.append(printed.getvalue())
+        assert rc == 0, printed.getvalue()
+
+    for w in out.values():
+        api = w.api()
+        if not api.usergroup.get(filter={"name": USERGROUP}, output=["usrgrpid"]):
+            api.usergroup.create(name=USERGROUP)
+        run(w)
+        assert "created host 'noc-site-a'" in w.outputs[-1]
+    zabbix60.reload_config()
+    for w in out.values():
+        wanted = topology.map_triggers(topology.map_export(topo, w.version))
+        api = w.api()
+        wait_until(
+            lambda api=api, wanted=wanted: not discovered_triggers(api, wanted),
+            f"the map's triggers discovered in Zabbix {w.version}",
+            180,
+        )
+        run(w)
+    return out
+
+
+# ---------------------------------------------------------------------------------- browser
+class Browser:
+    """Headless Chromium through Debian's chromedriver, logged in to one frontend."""
+
+    def __init__(self, base: str, name: str) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        options = webdriver.ChromeOptions()
+        for flag in (*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='kyoten-chromium-')}"):
+            options.add_argument(flag)
+        options.binary_location = str(CHROMIUM)
+        self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        self.base, self.name = base, name
+        self.login()
+
+    def login(self) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.driver.get(f"{self.base}/index.php")
+        self.driver.find_element(By.NAME, "name").send_keys(ADMIN_USER)
+        self.driver.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+        self.driver.find_element(By.ID, "enter").click()
+        self.wait(lambda d: "action=dashboard" in d.current_url, "the dashboard after login")
+
+    def wait(self, condition: Any, what: str, timeout: float = 60) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(
+            condition, message=f"{self.name}: {what}"
+        )
+
+    def open(self, path: str) -> None:
+        self.driver.get(f"{self.base}/{path}")
+
+    def errors(self) -> list[str]:
+        """Error and warning messages shown anywhere on the page (the locale banner is one).
+
+        Read in one script, like everything on pages whose widgets redraw themselves: an
+        element found in one call may be gone by the next."""
+        texts: list[str] = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('.msg-bad, .msg-warning'))"
+            ".filter(e => e.offsetParent !== null).map(e => e.textContent);"
+        )
+        if "Locale for language" in self.driver.page_source:
+            texts.append("the locale banner is in the page")
+        return texts
+
+    def map_texts(self) -> list[str]:
+        texts: list[str] = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('svg text')).map(t => t.textContent);"
+        )
+        return texts
+
+    def links(self) -> list[tuple[str, int, int, int, int]]:
+        """Every link of the map on the page: (stroke colour, x1, y1, x2, y2)."""
+        found = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('g.map-links line')).map(l => ["
+            "l.parentNode.getAttribute('stroke'), +l.getAttribute('x1'), +l.getAttribute('y1'),"
+            "+l.getAttribute('x2'), +l.getAttribute('y2')]);"
+        )
+        return [(str(c).upper().lstrip("#"), x1, y1, x2, y2) for c, x1, y1, x2, y2 in found]
+
+    def replication_link(self) -> str:
+        """Colour of the streaming replication link: the one between the two PostgreSQL
+        servers, the lowest row of the map, drawn across the sites."""
+        links = self.links()
+        bottom = max(max(y1, y2) for _, _, y1, _, y2 in links)
+        (colour,) = [c for c, x1, y1, x2, y2 in links if y1 == y2 == bottom and x1 != x2]
+        return colour
+
+    def shot(self, name: str) -> Path:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTEFACTS / f"{self.name}-{name}.png"
+        self.driver.save_screenshot(str(path))
+        print(f"screenshot: {path}")
+        return path
+
+    def quit(self) -> None:
+        self.driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browsers(wired: dict[str, Wired]) -> Iterator[dict[str, Browser]]:
+    if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
+        pytest.fail("chromium and chromium-driver are missing: bash packaging/bootstrap.sh install")
+    made: dict[str, Browser] = {}
+    try:
+        for version, w in wired.items():
+            made[version] = Browser(w.web, f"zabbix{version.replace('.', '')}")
+        yield made
+    finally:
+        for b in made.values():
+            b.quit()
+
+
+SITE_TEXTS = (
+    "site site-a",
+    "site site-b",
+    "PostgreSQL site-a",
+    "PostgreSQL site-b",
+    "Pgpool-II pool-a",
+    "Pgpool-II pool-b",
+    "Zabbix server site-a",
+    "Zabbix server site-b",
+)
+
+
+def missing_texts(texts: list[str]) -> list[str]:
+    joined = "\n".join(texts)
+    return [t for t in SITE_TEXTS if t not in joined]
+
+
+def wait_for_map(b: Browser, *needles: str, timeout: float = 60) -> list[str]:
+    """The map's texts, once every site element and each of ``needles`` is drawn."""
+
+    def drawn(_: Any) -> list[str] | bool:
+        texts = b.map_texts()
+        joined = "\n".join(texts)
+        return texts if not missing_texts(texts) and all(n in joined for n in needles) else False
+
+    result: list[str] = b.wait(drawn, f"map with both sites and {needles}", timeout)
+    return result
+
+
+# ---------------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("version", ["6.0", "7.0"])
+def test_import_wires_zabbix_and_a_second_run_is_a_no_op(
+    wired: dict[str, Wired], version: str, admin_password_file: Path, capsys: Any
+) -> None:
+    w = wired[version]
+    rc, text = w.run(capsys, admin_password_file)
+    assert rc == 0, text
+    assert "wiring: everything in place" in text
+    rc, text = w.run(capsys, admin_password_file, "--check")
+    assert rc == 0, text
+    api = w.api()
+    hosts = api.host.get(
+        filter={"host": [f"{PREFIX}{n}" for n in ("site-a", "site-b", "pool-a", "cross-site")]},
+        output=["host"],
+        selectMacros=["macro", "value"],
+    )
+    assert len(hosts) == 4
+    site_b = next(h for h in hosts if h["host"] == f"{PREFIX}site-b")
+    assert {"macro": "{$KYOTEN.PG.TARGET}", "value": "site-b"} in [
+        {"macro": m["macro"], "value": m["value"]} for m in site_b["macros"]
+    ]
+    (token,) = api.usermacro.get(globalmacro=True, filter={"macro": TOKEN_MACRO}, output="extend")
+    assert str(token["type"]) == "1"  # secret text: Zabbix never shows it again
+    assert api.usermacro.get(globalmacro=True, filter={"macro": URL_MACRO}, output=["value"])
+    assert api.action.get(filter={"name": ACTION}, output=["actionid"])
+    (m,) = api.map.get(filter={"name": topology.MAP_NAME}, output=["private"], selectLinks="extend")
+    assert str(m["private"]) == "0"
+    assert sum(len(link["linktriggers"]) for link in m["links"]) >= 10
+    # no run printed a secret
+    for out in w.outputs:
+        assert BRIDGE_TOKEN not in out  # (the lab's admin password is the word "zabbix")
+
+
+def test_check_reports_drift_and_the_next_run_repairs_it(
+    wired: dict[str, Wired], admin_password_file: Path, capsys: Any
+) -> None:
+    w = wired["6.0"]
+    api = w.api()
+    (host,) = api.host.get(
+        filter={"host": f"{PREFIX}site-b"}, output=["hostid"], selectMacros="extend"
+    )
+    (macro,) = [m for m in host["macros"] if m["macro"] == "{$KYOTEN.PG.TARGET}"]
+    api.usermacro.update(hostmacroid=macro["hostmacroid"], value="wrong")
+    api.map.update(sysmapid=w.map_id(), width=300)
+    rc, text = w.run(capsys, admin_password_file, "--check")
+    assert rc == 6, text
+    assert "{$KYOTEN.PG.TARGET} is 'wrong', want 'site-b'" in text
+    assert f"map '{topology.MAP_NAME}'" in text and "width" in text
+    rc, text = w.run(capsys, admin_password_file)
+    assert rc == 0 and "fixed host 'noc-site-b'" in text and "imported map" in text, text
+    rc, text = w.run(capsys, admin_password_file, "--check")
+    assert rc == 0, text
+
+
+@pytest.mark.parametrize("version", ["6.0", "7.0"])
+def test_noc_dashboard_and_map_show_both_sites_without_errors(
+    wired: dict[str, Wired], browsers: dict[str, Browser], version: str
+) -> None:
+    w, b = wired[version], browsers[version]
+    b.open(f"zabbix.php?action=dashboard.view&dashboardid={w.dashboard_id()}")
+    # the labels read the items' values (value map applied): "Primary (0)", "Standby (1)"
+    texts = wait_for_map(b, "Primary (0)", "Standby (1)")
+    time.sleep(2)  # let the other widgets finish drawing before the picture
+    b.shot("dashboard")
+    assert not b.errors(), b.errors()
+    heads = b.driver.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'.dashboard-grid-widget-head h4, .dashboard-grid-widget-header h4'))"
+        ".map(h => h.textContent);"
+    )
+    assert {"Topology", "Problems", "Primary", "Active Zabbix node"} <= set(heads), heads
+    assert any("site-b: replay lag" in h for h in heads)
+    assert "Streaming (1)" in "\n".join(texts)
+
+    b.open(f"zabbix.php?action=map.view&sysmapid={w.map_id()}")
+    wait_for_map(b, "Streaming (1)")
+    b.shot("map-calm")
+    assert not b.errors(), b.errors()
+    assert b.replication_link() == topology.GREEN
+
+
+def test_a_stopped_receiver_turns_the_replication_link_red(
+    wired: dict[str, Wired], browsers: dict[str, Browser], cluster: Any
+) -> None:
+    apis = {v: w.api() for v, w in wired.items()}
+
+    def receiver_problem(api: Any, present: bool) -> bool:
+        hosts = api.host.get(filter={"host": f"{PREFIX}site-b"}, output=["hostid"])
+        names = [p["name"] for p in api.problem.get(hostids=[hosts[0]["hostid"]], output=["name"])]
+        return any(RECEIVER_DOWN in n for n in names) == present
+
+    saved = cluster.standby.primary_conninfo()
+    cluster.standby.set_primary_conninfo("")
+    try:
+        for version, api in apis.items():
+            wait_until(lambda api=api: receiver_problem(api, True), f"{version}: receiver", 150)
+        for version, b in browsers.items():
+            b.open(f"zabbix.php?action=map.view&sysmapid={wired[version].map_id()}")
+            texts = wait_for_map(b, "Stopped (0)")
+            b.shot("map-receiver-stopped")
+            assert b.replication_link() == topology.RED
+            assert re.search(r"WAL receiver: Stopped \(0\)", "\n".join(texts))
+            assert not b.errors(), b.errors()
+        b = browsers["6.0"]
+        b.open(f"zabbix.php?action=dashboard.view&dashboardid={wired['6.0'].dashboard_id()}")
+        wait_for_map(b, "Stopped (0)")
+        time.sleep(2)
+        b.shot("dashboard-receiver-stopped")
+    finally:
+        cluster.standby.set_primary_conninfo(saved)
+    # leave the shared cluster (and the servers' problems) as calm as they were
+    for version, api in apis.items():
+        wait_until(lambda api=api: receiver_problem(api, False), f"{version}: resolved", 150)
