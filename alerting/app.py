@@ -245,9 +245,23 @@ async def canary_ctx(app: web.Application) -> AsyncIterator[None]:
     if cfg is None:
         yield
         return
+    spools: list[tuple[Pipeline, Any]] = []
+
+    async def spool() -> Any:
+        """The own alert's fallback when the outbox refuses it: a local SQLite outbox with a
+        pipeline of its own over the same channels, opened on first use."""
+        box = open_outbox("sqlite", path=cfg.spool, synchronous="FULL")
+        await box.open()
+        channels: dict[str, Channel] = app[CHANNELS]
+        pipe = Pipeline(app[SETTINGS], box, channels, clock=app[CLOCK])
+        await pipe.start()
+        spools.append((pipe, box))
+        return pipe.accept
+
     loop = CanaryLoop(
         cfg, app[PIPELINE].accept, node=app[SETTINGS].node, clock=app[CLOCK],
         registry=app[REGISTRY], redact=app[PIPELINE].redact,
+        spool=spool if app[SETTINGS].outbox.backend != "sqlite" else None,
         # bridges sharing a PostgreSQL outbox share canary receipts and the own alert; a
         # SQLite outbox is one bridge's own, which needs neither
         store=outbox if isinstance(outbox := app[OUTBOX], CanaryStore) else None,
@@ -256,6 +270,9 @@ async def canary_ctx(app: web.Application) -> AsyncIterator[None]:
     await loop.start()
     yield
     await loop.stop()
+    for pipe, box in spools:
+        await pipe.stop()
+        await box.close()
 
 
 async def slack_actions_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -86,12 +86,16 @@ class CanaryLoop:
         registry: CollectorRegistry | None = None,
         store: CanaryStore | None = None,
         redact: Callable[[str], str] | None = None,
+        spool: Callable[[], Awaitable[Accept]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.accept = accept
         self.store = store
         self.redact = redact or Redactor(())  # at least password-looking fragments
         self.not_stored = ""  # why the last own-alert event could not be stored (retried)
+        self.spool = spool  # opens the local spool (a SQLite outbox and its own pipeline)
+        self.spooled = ""  # why the current own alert lives in the spool ("" = it does not)
+        self._spool_accept: Accept | None = None
         self.node = node
         self.clock = clock
         self.monitor = CanaryMonitor(cfg.interval, cfg.deadline, started=clock())
@@ -272,38 +276,72 @@ class CanaryLoop:
         return f"{redact_url(self.cfg.api_url)} answered without a version"
 
     async def _collect(self) -> None:
-        """Receipts of this bridge's tokens that reached another bridge sharing the store."""
+        """Receipts of this bridge's tokens that reached another bridge sharing the store.
+
+        A store that does not answer is the likely root cause of a broken path, so its failure
+        only means no receipts this tick: the verdict must still be taken.
+        """
         if self.store is None or not self.monitor.sent:
             return
-        for token, at in (await self.store.canary_receipts(list(self.monitor.sent))).items():
+        try:
+            receipts = await self.store.canary_receipts(list(self.monitor.sent))
+        except Exception as exc:
+            log.debug("canary receipts unavailable: %s", self.redact(str(exc)))
+            return
+        for token, at in receipts.items():
             await self._matched(token, at)
+
+    async def _joined(self) -> str | None:
+        if self.alert is not None or self.verdict.state is not PathState.BROKEN or not self.store:
+            return None
+        try:
+            return await self.store.open_own_alert()
+        except Exception:  # no shared store now: raise our own, the outbox keeps one per id
+            return None
 
     async def _judge(self) -> None:
         async with self._lock:
+            await self._collect()
+            self.verdict = verdict(self.monitor, self.checks, self.clock())
+            self._g_state.set({PathState.OK: 1, PathState.BROKEN: 0}.get(self.verdict.state, -1))
+            alert, events = own_alert(
+                self.alert,
+                self.verdict,
+                self.clock(),
+                node=self.node,
+                severity=self.cfg.severity,
+                joined=await self._joined(),
+            )
             try:
-                await self._collect()
-                self.verdict = verdict(self.monitor, self.checks, self.clock())
-                joined = None
-                if self.alert is None and self.verdict.state is PathState.BROKEN and self.store:
-                    joined = await self.store.open_own_alert()
-                alert, events = own_alert(
-                    self.alert,
-                    self.verdict,
-                    self.clock(),
-                    node=self.node,
-                    severity=self.cfg.severity,
-                    joined=joined,
-                )
                 for event in events:
                     log.warning("alert path %s: %s", self.verdict.state.value, event.name)
-                    await self.accept(event)
-            except Exception as exc:  # the store is down: keep the state, try again next tick
+                    await self._deliver(event)
+            except Exception as exc:  # neither store took it: keep the state, retry next tick
                 self.not_stored = self.redact(f"{type(exc).__name__}: {exc}")
                 log.error("alert path %s, not stored yet: %s", self.verdict.state, self.not_stored)
                 return
             self.not_stored = ""
             self.alert = alert
-            self._g_state.set({PathState.OK: 1, PathState.BROKEN: 0}.get(self.verdict.state, -1))
+            if alert is None:  # resolved: the next incident tries the shared outbox first
+                self.spooled = ""
+
+    async def _deliver(self, event: Event) -> None:
+        """Into the outbox; if it refuses (the shared PostgreSQL is down, the likely cause of a
+        broken path), into the local spool, and the rest of this alert's life goes there too
+        so its thread stays whole."""
+        if not self.spooled:
+            try:
+                await self.accept(event)
+                return
+            except Exception as exc:
+                if self.spool is None:
+                    raise
+                self.spooled = self.redact(f"{type(exc).__name__}: {exc}")
+                log.error("outbox refused the own alert, using the local spool: %s", self.spooled)
+        if self._spool_accept is None:
+            assert self.spool is not None
+            self._spool_accept = await self.spool()
+        await self._spool_accept(event)
 
     # ------------------------------------------------------------------ intake
     async def received(self, token: str, kind: Kind) -> None:
@@ -334,4 +372,5 @@ class CanaryLoop:
         out = summary(self.monitor, self.verdict, self.clock())
         out["own_alert"] = self.alert.event_id if self.alert else None
         out["own_alert_not_stored"] = self.not_stored or None
+        out["own_alert_spooled"] = self.spooled or None
         return out

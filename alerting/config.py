@@ -177,6 +177,9 @@ class CanaryConfig:
     zabbix_target: str = ""
     postgres_target: str = ""
     api_url: str = ""
+    #: the local SQLite spool the own alert falls back to when the outbox refuses it (a shared
+    #: PostgreSQL outbox that is down); relative to the config file's directory
+    spool: str = "kyoten-canary-spool.db"
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,7 @@ _MUTE = s.Section(
         "end": s.Time(dt.time(0, 0), required=True),
     }
 )
+
 
 def _group_part(value: str) -> str | None:
     bad = check_by([value])
@@ -419,6 +423,7 @@ _CANARY = s.Section(
         "zabbix_target": s.String(""),
         "postgres_target": s.String(""),
         "api_url": s.Url("", fix="must be an http(s) URL of api_jsonrpc.php"),
+        "spool": s.String(CanaryConfig.spool, nonempty=True),
     },
     check=_canary_check,
     optional=True,
@@ -593,7 +598,7 @@ def parse_settings(
         poll_interval=v["poll_interval"],
         follow_up_wait=v["follow_up_wait"],
         url=v["url"],
-        canary=None if cn is None else CanaryConfig(**cn),
+        canary=None if cn is None else CanaryConfig(**{**cn, "spool": str(where / cn["spool"])}),
         zabbix_url=v["zabbix_url"],
         slack_actions=actions,
     )

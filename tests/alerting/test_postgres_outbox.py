@@ -237,3 +237,76 @@ async def test_two_bridges_share_canary_receipts_and_raise_one_own_alert(
     await asyncio.sleep(1.5)
     own = [m for m in smtp.sink.messages() if "alert path broken" in str(m["Subject"])]
     assert len(own) == 1, [str(m["Subject"]) for m in own]
+
+
+class CuttableProxy:
+    """A TCP relay on 127.0.0.1 in front of PostgreSQL that can be cut, as a lost site cuts it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.writers: list[Any] = []
+        self.server: Any = None
+
+    async def start(self) -> int:
+        import asyncio
+
+        async def relay(reader: Any, writer: Any) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def accept(reader: Any, writer: Any) -> None:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            self.writers += [writer, up_writer]
+            await asyncio.gather(relay(reader, up_writer), relay(up_reader, writer))
+
+        self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def cut(self) -> None:
+        self.server.close()
+        for w in self.writers:
+            w.transport.abort()
+
+
+async def test_own_alert_goes_through_the_local_spool_when_the_shared_outbox_is_down(
+    aiohttp_client: AiohttpClient, tmp_path: Path, smtp: Smtp, outbox_db: str
+) -> None:
+    """The likely root cause of a silent Zabbix is the database both sites share: the bridge's
+    own alert must still reach the channels, through a local spool, and /health says so."""
+    import socket
+
+    from kyoten.alerting.app import CANARY
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(outbox_db)
+    proxy = CuttableProxy(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432)))
+    port = await proxy.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    doc = bridge_config(
+        tmp_path, smtp, None, node="site-a",
+        canary={"servers": [dead], "interval": 1, "deadline": 3, "timeout": 1,
+                "spool": str(tmp_path / "spool.db")},
+    )  # fmt: skip
+    doc["outbox"] = {
+        "backend": "postgresql",
+        "conninfo": make_conninfo(outbox_db, host="127.0.0.1", port=str(port)),
+    }
+    client = await aiohttp_client(create_app(settings_of(doc, tmp_path)))
+    loop = client.app[CANARY]
+    proxy.cut()  # the shared outbox is gone before the path is judged broken
+
+    def own_mails() -> list[str]:
+        return [s for m in smtp.sink.messages() if "alert path broken" in (s := str(m["Subject"]))]
+
+    await eventually(lambda: len(own_mails()) == 1, timeout=20)
+    health = loop.health()
+    assert health["own_alert"] and health["own_alert_spooled"], health
+    assert (tmp_path / "spool.db").exists()
