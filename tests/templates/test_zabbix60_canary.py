@@ -126,3 +126,54 @@ def test_a_token_opens_a_tagged_problem_that_the_canary_action_takes(
     finally:
         api.action.delete(general_id)
         api.host.delete(control_id)
+
+
+def test_check_config_connect_names_a_missing_canary_host_and_a_dead_api_with_the_fix(
+    imported60: Any,
+    zabbix60: Zabbix60,
+    admin_password_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The real 6.0 trapper takes the connection but refuses a value for a host it does not
+    know: check-config --connect says which host is missing and how to create it."""
+    import socket
+
+    import yaml
+    from kyoten.alerting import cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    doc = {
+        "token": "t" * 20,
+        "channels": {"m": {"type": "mail", "host": "127.0.0.1", "from": "a@b", "to": ["c@d"]}},
+        "routes": [{"channels": ["m"]}],
+        "canary": {
+            "servers": [f"127.0.0.1:{zabbix60.port}"],
+            "host": "kyoten-canary-nowhere",
+            "timeout": 5,
+            "api_url": f"http://127.0.0.1:{closed}/api_jsonrpc.php",
+        },
+    }
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert cli.main(["bridge", "check-config", "--config", str(path), "--connect"]) == 2
+    err = capsys.readouterr().err
+    assert "canary.servers: a server node refused the value" in err
+    assert "'kyoten-canary-nowhere'" in err and "kyoten import" in err
+    assert "canary.api_url:" in err
+    # the real canary host and the real API pass the same check
+    canary_recipients(imported60)
+    assert kyoten_import(
+        zabbix60.url, admin_password_file, "--canary", "--canary-usergroup", CANARY_GROUP
+    ) == 0  # fmt: skip
+    zabbix60.reload_config()
+    doc["canary"]["host"] = canary.HOST
+    doc["canary"]["api_url"] = zabbix60.url
+    path.write_text(yaml.safe_dump(doc))
+    wait_until(
+        lambda: cli.main(["bridge", "check-config", "--config", str(path), "--connect"]) == 0,
+        "check-config --connect to pass once the canary host is in the configuration cache",
+        60,
+    )
