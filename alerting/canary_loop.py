@@ -33,6 +33,7 @@ from kyoten.common.redact import Redactor, redact_url
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from .canary import (
+    OWN_ID_PREFIX,
     CanaryMonitor,
     Checks,
     OwnAlert,
@@ -69,8 +70,11 @@ class CanaryStore(Protocol):
     async def canary_receipts(self, tokens: Sequence[str]) -> dict[str, float]:
         """When each of ``tokens`` reached any bridge (tokens not yet seen are left out)."""
 
-    async def open_own_alert(self) -> str | None:
-        """The event id of an own alert some bridge has open, if any."""
+    async def claim_own_alert(self, proposed: str, at: float) -> str:
+        """The own alert's id for every bridge: the one already open, or ``proposed``."""
+
+    async def release_own_alert(self, event_id: str, at: float) -> None:
+        """The own alert ``event_id`` is resolved."""
 
 
 class CanaryLoop:
@@ -294,9 +298,10 @@ class CanaryLoop:
     async def _joined(self) -> str | None:
         if self.alert is not None or self.verdict.state is not PathState.BROKEN or not self.store:
             return None
+        proposed = f"{OWN_ID_PREFIX}{self.node}-{int(self.clock())}"
         try:
-            return await self.store.open_own_alert()
-        except Exception:  # no shared store now: raise our own, the outbox keeps one per id
+            return await self.store.claim_own_alert(proposed, self.clock())
+        except Exception:  # no shared store now: raise our own (it goes to the spool)
             return None
 
     async def _judge(self) -> None:
@@ -321,9 +326,13 @@ class CanaryLoop:
                 log.error("alert path %s, not stored yet: %s", self.verdict.state, self.not_stored)
                 return
             self.not_stored = ""
+            resolved = self.alert if alert is None else None
             self.alert = alert
-            if alert is None:  # resolved: the next incident tries the shared outbox first
+            if resolved is not None:  # the next incident tries the shared outbox first
                 self.spooled = ""
+                if self.store is not None:
+                    with contextlib.suppress(Exception):  # the next claim finds it open: joins
+                        await self.store.release_own_alert(resolved.event_id, self.clock())
 
     async def _deliver(self, event: Event) -> None:
         """Into the outbox; if it refuses (the shared PostgreSQL is down, the likely cause of a

@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ..canary import OWN_ID_PREFIX
 from ..channels.base import OpenProblem
 from ..events import Event, Kind, event_from_json
 from ..routing import fan_out
@@ -142,6 +141,12 @@ CREATE TABLE IF NOT EXISTS kyoten_canary_receipts (
     token text PRIMARY KEY,
     received_at double precision NOT NULL,
     node text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kyoten_canary_alert (
+    slot integer PRIMARY KEY,
+    event_id text NOT NULL,
+    open boolean NOT NULL,
+    changed_at double precision NOT NULL
 );
 """
 
@@ -619,19 +624,34 @@ class PostgresOutbox:
 
         return await self._run("misc", run)
 
-    async def open_own_alert(self) -> str | None:
-        """The id of a bridge's own alert that is open (problem seen, not resolved), if any."""
+    async def claim_own_alert(self, proposed: str, at: float) -> str:
+        """The id of the own alert every bridge sharing this outbox raises: the open one, or
+        ``proposed`` when none is open. One row, taken under its lock, so two bridges that
+        judge the path broken at the same moment still agree."""
 
-        async def run(conn: Conn) -> str | None:
+        async def run(conn: Conn) -> str:
             cur = await conn.execute(
-                "SELECT event_id FROM kyoten_event_state WHERE event_id LIKE %s AND problem"
-                " AND NOT resolved ORDER BY changed_at DESC LIMIT 1",
-                (OWN_ID_PREFIX + "%",),
+                "INSERT INTO kyoten_canary_alert VALUES (1, %s, true, %s) ON CONFLICT (slot)"
+                " DO UPDATE SET event_id = CASE WHEN kyoten_canary_alert.open"
+                " THEN kyoten_canary_alert.event_id ELSE excluded.event_id END,"
+                " open = true, changed_at = excluded.changed_at RETURNING event_id",
+                (proposed, at),
             )
             row = await cur.fetchone()
-            return str(row[0]) if row else None
+            return str(row[0]) if row else proposed
 
         return await self._run("misc", run)
+
+    async def release_own_alert(self, event_id: str, at: float) -> None:
+        """The own alert ``event_id`` is resolved: the next incident gets a new id."""
+
+        async def run(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE kyoten_canary_alert SET open = false, changed_at = %s WHERE event_id = %s",
+                (at, event_id),
+            )
+
+        await self._run("misc", run)
 
 
 async def _all(conn: Conn, batch: Sequence[_Pending]) -> list[Any]:

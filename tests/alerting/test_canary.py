@@ -234,6 +234,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.receipts: dict[str, float] = {}
         self.open: str | None = None
+        self.released: list[str] = []
 
     async def record_canary(self, token: str, at: float, node: str) -> None:
         self.receipts.setdefault(token, at)
@@ -241,8 +242,14 @@ class MemoryStore:
     async def canary_receipts(self, tokens: Sequence[str]) -> dict[str, float]:
         return {t: self.receipts[t] for t in tokens if t in self.receipts}
 
-    async def open_own_alert(self) -> str | None:
+    async def claim_own_alert(self, proposed: str, at: float) -> str:
+        self.open = self.open or proposed
         return self.open
+
+    async def release_own_alert(self, event_id: str, at: float) -> None:
+        self.released.append(event_id)
+        if self.open == event_id:
+            self.open = None
 
 
 def loop_of(store: MemoryStore | None, accept: Any, now: list[float], node: str) -> CanaryLoop:
@@ -282,7 +289,7 @@ async def test_own_alert_not_stored_is_retried_and_shown_then_joined() -> None:
     now[0] += 1
     await a._judge()
     assert a.health()["own_alert_not_stored"] is None and len(accepted) == 1
-    store.open = accepted[0].event_id
+    assert store.open == accepted[0].event_id
     b = loop_of(store, accept, now, "site-b")
     now[0] += 31
     await b._judge()
