@@ -110,14 +110,26 @@ class Faults:
             return False
 
     def roles(self) -> tuple[PgNode, PgNode]:
-        """(primary, standby) now: the primary the site-A Pgpool uses when both claim it."""
+        """(primary, standby) now: of two primaries, the one the site-A Pgpool uses, else
+        the one on the newer timeline (the promoted one)."""
         primaries = [n for n in self.nodes if self.is_primary(n)]
         if len(primaries) > 1:
             keep = self.pool_primary(self.pools[0])
-            primaries = [keep] if keep in primaries else primaries[:1]
+            if keep not in primaries:
+                keep = max(primaries, key=self.timeline)
+            primaries = [keep]
         primary = primaries[0] if primaries else self.nodes[0]
         standby = next(n for n in self.nodes if n is not primary)
         return primary, standby
+
+    @staticmethod
+    def timeline(node: PgNode) -> int:
+        return int(node.value("SELECT timeline_id FROM pg_control_checkpoint()") or 0)
+
+    @staticmethod
+    def former_primary(node: PgNode) -> bool:
+        """A stopped node that would start as a primary (no standby.signal)."""
+        return not node.running() and not (node.datadir / "standby.signal").exists()
 
     def node_id(self, pool: Pgpool, node: PgNode) -> int:
         return [b.name for b in pool.backends].index(node.name)
@@ -208,12 +220,26 @@ class Faults:
                 conn.close()
         self.held.clear()
 
-    def heal(self) -> None:
-        """Back to one primary with a streaming standby behind both Pgpools (idempotent)."""
+    def heal(self, keep: PgNode | None = None) -> None:
+        """Back to one primary with a streaming standby behind both Pgpools (idempotent).
+
+        ``keep`` is the primary to keep when the caller knows it. A stopped former primary
+        is never started while another primary runs (that would be a split brain): it is
+        rebuilt as a standby of it instead.
+        """
         self.release()
+        running = [n for n in self.nodes if self.is_primary(n)]
         for node in self.nodes:
-            if not node.running():
+            if node.running():
+                continue
+            if running and self.former_primary(node):
+                self.rebuild(node, keep if keep in running else running[0])
+            else:
                 node.start()
+        if keep is not None:
+            for node in self.nodes:
+                if node is not keep and self.is_primary(node):
+                    self.rebuild(node, keep)
         primary, standby = self.roles()
         if not self.is_primary(primary):
             primary.promote()  # nothing is primary (a lab stopped mid-failover)
@@ -307,10 +333,7 @@ class Faults:
 
     def heal_after(self, primary: PgNode) -> None:
         """The repair of a fault that left ``primary`` as the one to keep."""
-        for node in self.nodes:
-            if node is not primary and self.is_primary(node):
-                self.rebuild(node, primary)
-        self.heal()
+        self.heal(keep=primary)
 
     def exhaust(self, pool: Pgpool, limit: int = 1000) -> None:
         """Take every child of ``pool`` that a client can get (until it refuses or hangs)."""

@@ -308,11 +308,13 @@ def test_two_failovers_are_two_events(lab: Lab) -> None:
         )
 
     primary, standby = lab.faults.roles()
-    for n in (1, 2):
+    for n, promoted in ((1, standby), (2, primary)):
         fault = lab.faults.plan("primary-down")
         fault.inject()
         wait_until(lambda n=n: len(events()) >= n, f"failover {n}'s event", TIMEOUT, 1)
         fault.repair()
+        # the repair rebuilds the old primary as a standby: the promoted one stays primary
+        assert lab.faults.roles()[0] is promoted
     first, second = events()
     print(f"two failovers: {first} then {second}")
     # the first one was still open when the second came: a new event, not a silent no-op
