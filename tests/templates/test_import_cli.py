@@ -42,3 +42,18 @@ def test_canary_needs_a_user_group_and_the_reverse() -> None:
     assert out.returncode == 2 and "--canary needs --canary-usergroup" in out.stderr
     out = run("--url", "http://127.0.0.1:1", "--token", "t", "--canary-usergroup", "NOC")
     assert out.returncode == 2 and "goes with --canary" in out.stderr
+
+
+def test_widget_fields_in_another_order_are_no_change_but_other_values_are() -> None:
+    from kyoten.shell.zabbix_import import effective_changes
+
+    show = {"type": "0", "name": "show", "value": "2"}
+    size = {"type": "0", "name": "value_size", "value": "20"}
+    path = {"templates": {"updated": [{"dashboards": {"updated": [{"widgets": [{
+        "before": {"fields": [size, show]}, "after": {"fields": [show, size]}}]}]}}]}}  # fmt: skip
+    assert effective_changes(path) == []
+    bigger = {**size, "value": "30"}
+    path["templates"]["updated"][0]["dashboards"]["updated"][0]["widgets"][0]["after"] = {
+        "fields": [show, bigger]
+    }
+    assert effective_changes(path) != []
