@@ -292,8 +292,9 @@ class CanaryLoop:
         except Exception as exc:
             log.debug("canary receipts unavailable: %s", self.redact(str(exc)))
             return
-        for token, at in receipts.items():
-            await self._matched(token, at)
+        matched = [token for token, at in receipts.items() if self._matched(token, at)]
+        if matched:
+            await self._send(0)  # close the canary's problem in Zabbix
 
     async def _joined(self) -> str | None:
         if self.alert is not None or self.verdict.state is not PathState.BROKEN or not self.store:
@@ -362,18 +363,20 @@ class CanaryLoop:
         now = self.clock()
         if self.store is not None:
             await self.store.record_canary(token, now, self.node)
-        if await self._matched(token, now) and self.verdict.state is not PathState.OK:
-            await self._judge()
+        if not self._matched(token, now):
+            return
+        if self.verdict.state is not PathState.OK:  # the verdict first: /health says ok as
+            await self._judge()  # soon as the round trip is known, then the canary is closed
+        await self._send(0)
 
-    async def _matched(self, token: str, at: float) -> bool:
-        """Note that ``token`` came back at ``at``; close the canary's problem in Zabbix."""
+    def _matched(self, token: str, at: float) -> bool:
+        """Note that ``token`` came back at ``at``; the caller closes the canary's problem."""
         rtt = self.monitor.note_received(token, Kind.PROBLEM, at)
         if rtt is None:
             return False
         log.info("canary %s came back in %.2f s", token, rtt)
         self._g_rtt.set(rtt)
         self._h_rtt.observe(rtt)
-        await self._send(0)
         return True
 
     def health(self) -> dict[str, object]:

@@ -55,9 +55,14 @@ def assert_catalogue_shape(obj: dict[str, Any], fam: Family) -> None:
 
 
 def wait_until(
-    check: Callable[[], Any], what: str, timeout: float = 20, interval: float = 0.25
+    check: Callable[[], Any],
+    what: str,
+    timeout: float = 20,
+    interval: float = 0.25,
+    on_timeout: Callable[[], Any] | None = None,
 ) -> Any:
-    """Poll until ``check()`` returns something truthy; fail naming ``what``."""
+    """Poll until ``check()`` returns something truthy; fail naming ``what`` (and what
+    ``on_timeout()`` then says, e.g. the server's own view)."""
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:
@@ -69,4 +74,5 @@ def wait_until(
             if last:
                 return last
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+    facts = f"; {on_timeout()!r}" if on_timeout is not None else ""
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}{facts}")

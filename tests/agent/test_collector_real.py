@@ -104,6 +104,13 @@ def replay_paused(node: Any) -> Iterator[None]:
         node.sql("SELECT pg_wal_replay_resume()")
 
 
+#: What the standby itself says, for a failure message when the collector's view surprises.
+REPLAY_FACTS = (
+    "SELECT pg_last_xact_replay_timestamp(), clock_timestamp(), pg_last_wal_receive_lsn(), "
+    "pg_last_wal_replay_lsn(), pg_get_wal_replay_pause_state()"
+)
+
+
 def test_lag_grows_while_replay_is_paused_and_returns_to_zero(
     cluster: Any, kyoten_config: Path
 ) -> None:
@@ -113,6 +120,12 @@ def test_lag_grows_while_replay_is_paused_and_returns_to_zero(
     # position yet, as PostgreSQL 17 right after start-up)
     commit = pg(kyoten_config, "site-a")["wal_lsn"]
     wait_until(lambda: pg(kyoten_config, "site-b")["wal_lsn"] >= commit, "standby caught up")
+    # (the lab's synchronous_commit = off: wal_lsn, the write position, can still be short of
+    # the commit; the standby's own replay time says the commit was replayed)
+    wait_until(
+        lambda: cluster.standby.value("SELECT pg_last_xact_replay_timestamp() IS NOT NULL"),
+        "the standby to report the replayed commit's time",
+    )
     with replay_paused(cluster.standby):
         make_wal(cluster.primary)
         a = wait_until(
@@ -132,7 +145,11 @@ def test_lag_grows_while_replay_is_paused_and_returns_to_zero(
         assert b["replay_paused"] == 1
         assert b["receiver_state"] == 1  # still streaming: this is replay, not the link
         # the delay is measured from the last replayed commit: it grows from the next sample on
-        wait_until(lambda: pg(kyoten_config, "site-b")["replay_delay"] > 0, "replay delay")
+        wait_until(
+            lambda: pg(kyoten_config, "site-b")["replay_delay"] > 0,
+            "replay delay",
+            on_timeout=lambda: cluster.standby.sql(REPLAY_FACTS),
+        )
     wait_until(
         lambda: standby_row(pg(kyoten_config, "site-a"))["replay_lag_bytes"] == 0,
         "primary-side lag back to 0",
@@ -153,9 +170,14 @@ def test_stopped_wal_receiver_is_reported_although_lag_reads_zero(
     conninfo = cluster.standby.primary_conninfo()
     cluster.standby.set_primary_conninfo("")
     try:
-        b = wait_until(
-            lambda: (o := pg(kyoten_config, "site-b")) and o["receiver_state"] == 0 and o,
-            "the receiver to stop",
+        wait_until(
+            lambda: pg(kyoten_config, "site-b")["receiver_state"] == 0, "the receiver to stop"
+        )
+        # both ends gone before the primary moves on: a receiver restarting from the old
+        # setting (a reload not yet seen) would otherwise stream what follows
+        a = wait_until(
+            lambda: (o := pg(kyoten_config, "site-a")) and standby_row(o)["connected"] == 0 and o,
+            "the primary to lose its walsender",
         )
         make_wal(cluster.primary, 2000)  # the primary moves on; the standby cannot know
         b = pg(kyoten_config, "site-b")
@@ -164,12 +186,17 @@ def test_stopped_wal_receiver_is_reported_although_lag_reads_zero(
         # reads 0, or on PostgreSQL 17 at most the tail of a record the stream was cut in
         assert b["replay_lag_bytes"] < 8192
         assert b["receiver_last_msg_age"] == -1.0 and b["receiver_sender"] == ""
+        # the lab runs synchronous_commit = off: the write position (wal_lsn) follows the
+        # commit within wal_writer_delay, and with it what the slot retains
         a = wait_until(
-            lambda: (o := pg(kyoten_config, "site-a")) and standby_row(o)["connected"] == 0 and o,
-            "the primary to lose its walsender",
+            lambda: (
+                (o := pg(kyoten_config, "site-a")) and o["slots"][0]["retained_bytes"] > 0 and o
+            ),
+            "the slot to retain the WAL written since",
         )
         assert standby_row(a)["state"] == "missing"  # expected_standbys keeps it visible
-        assert a["slots"][0]["active"] == 0 and a["slots"][0]["retained_bytes"] > 0
+        (slot,) = a["slots"]
+        assert slot["active"] == 0
     finally:
         cluster.standby.set_primary_conninfo(conninfo)
     wait_until(lambda: pg(kyoten_config, "site-b")["receiver_state"] == 1, "receiver back")
