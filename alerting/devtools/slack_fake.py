@@ -2,7 +2,8 @@
 
 It answers ``chat.postMessage`` with a fresh ``ts``, ``chat.update`` and ``reactions.add``
 with ok, and any other method with ok, like the real API for a bot that may do all of that.
-Every call is appended to a JSON-lines file (method, parameters, time), never the token.
+Every call is appended to a JSON-lines file (method, parameters, time, and the ``ts`` a posted
+message got), never the token.
 Run: ``python -m kyoten.alerting.devtools.slack_fake --listen 127.0.0.1:PORT --record FILE``.
 
 It also plays Slack's Socket Mode (:mod:`.socket_mode_fake`): ``apps.connections.open`` hands
@@ -34,15 +35,18 @@ async def api(request: web.Request) -> web.Response:
         data: dict[str, Any] = await request.json()
     else:
         data = dict(await request.post())
+    entry: dict[str, Any] = {"time": time.time(), "method": method, "params": data}
+    if method == "chat.postMessage":  # the ts handed out, so a reader can follow its updates
+        request.app[COUNTER][0] += 1
+        entry["ts"] = f"{int(time.time())}.{request.app[COUNTER][0]:06d}"
     with request.app[RECORD].open("a") as fh:
-        fh.write(json.dumps({"time": time.time(), "method": method, "params": data}) + "\n")
+        fh.write(json.dumps(entry) + "\n")
     if method == "apps.connections.open":
         return web.json_response(
             request.app[SOCKET].open_connection(request.headers.get("Authorization", ""))
         )
     if method == "chat.postMessage":
-        request.app[COUNTER][0] += 1
-        ts = f"{int(time.time())}.{request.app[COUNTER][0]:06d}"
+        ts = entry["ts"]
         return web.json_response(
             {"ok": True, "channel": "C0NOC", "ts": ts, "message": {"text": data.get("text", "")}}
         )

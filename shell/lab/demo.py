@@ -14,6 +14,7 @@ for the recovery. ``down`` stops everything. ``up`` is idempotent: it starts wha
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kyoten.shell.lab import inbox
 from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
 from kyoten.shell.lab.cluster import Cluster
 from kyoten.shell.lab.config import ZabbixDb as ZabbixTarget
@@ -78,6 +80,9 @@ LEGACY_ACTION = "kyoten demo: all problems to the bridge"
 NOC_GROUP = "Zabbix administrators"
 #: The [zabbix.NAME] table that lab_config writes into the demo's kyoten.toml.
 ZABBIX_TARGET = "zabbix"
+#: The demo's NOC operator: a plain "User role" Zabbix user (read-write on the demo's hosts,
+#: never an admin) whom the Slack user below acts as when pressing Acknowledge.
+OPERATOR, OPERATOR_GROUP, OPERATOR_SLACK = "kyoten-noc", "kyoten demo operators", "U0KYOTENNOC"
 CANARY_INTERVAL = 15
 #: short windows so that a fault shows within a minute (production defaults are minutes)
 DEMO_MACROS = {
@@ -458,6 +463,11 @@ class Demo:
         p = self.p
         token_file = self.root / "secrets" / "bridge-token"
         self.secret("bridge-token")
+        app_token = self.root / "secrets" / "slack-app-token"
+        if not app_token.exists():  # the fake's Socket Mode takes any app-level token
+            write_file(app_token, f"xapp-1-kyoten-demo-{secrets.token_hex(8)}\n", "root", 0o600)
+        # one incident, one conversation: a fault's problems within 10 s become one thread
+        group = {"by": ["host_group"], "wait": 10}
         config = {
             "listen": {"host": "127.0.0.1", "port": p.bridge},
             "token_file": str(token_file),
@@ -471,12 +481,15 @@ class Demo:
                     "security": "none",
                     "from": "kyoten-demo@example.org",
                     "to": ["noc@example.org"],
+                    "group": group,
                 },
                 "noc-slack": {
                     "type": "slack",
                     "token": "xoxb-kyoten-demo",
                     "channel": "#noc",
                     "base_url": f"http://127.0.0.1:{p.slack}/api/",
+                    "buttons": True,
+                    "group": group,
                 },
                 "noc-tower": {
                     "type": "tower",
@@ -485,6 +498,19 @@ class Demo:
                 },
             },
             "routes": [{"channels": ["noc-mail", "noc-slack", "noc-tower"]}],
+            "zabbix_url": self.web_url,
+            # Acknowledge from Slack (Socket Mode of the fake), as the NOC operator
+            "slack_actions": {
+                "app_token_file": str(app_token),
+                "slack_channel": "noc-slack",
+                "api_url": api_url(p.web),
+                "users": {
+                    OPERATOR_SLACK: {
+                        "zabbix_user": OPERATOR,
+                        "token_file": str(self.root / "secrets" / "operator-token"),
+                    }
+                },
+            },
             # the alert-path canary: tokens to every HA node (only the active one listens)
             "canary": {
                 "servers": [f"127.0.0.1:{node.port}" for node in self.zabbix_nodes().values()],
@@ -604,7 +630,43 @@ class Demo:
             api.action.delete(legacy["actionid"])
         reconcile_action(api, NOC_GROUP, apply=True)
         setup_canary(api, NOC_GROUP)
+        self.operator(api)
         self.reload_zabbix()
+
+    def operator(self, api: Any) -> None:
+        """The NOC operator Slack clicks act as: a User-role user, read-write on the demo's
+        host group, with an API token in ``secrets/operator-token`` (made once)."""
+        token_file = self.root / "secrets" / "operator-token"
+        (group,) = api.hostgroup.get(filter={"name": HOST_GROUP}, output=["groupid"])
+        rights = [{"permission": 3, "id": group["groupid"]}]
+        found = api.usergroup.get(filter={"name": OPERATOR_GROUP}, output=["usrgrpid"])
+        if found:
+            ugid = found[0]["usrgrpid"]
+            api.usergroup.update(usrgrpid=ugid, rights=rights)
+        else:
+            ugid = api.usergroup.create(name=OPERATOR_GROUP, rights=rights)["usrgrpids"][0]
+        users = api.user.get(filter={"username": OPERATOR}, output=["userid"])
+        if users:
+            userid = users[0]["userid"]
+        else:
+            userid = api.user.create(
+                username=OPERATOR,
+                name="NOC",
+                surname="operator",
+                passwd=secrets.token_urlsafe(18),
+                roleid="1",  # "User role": no admin rights of any kind
+                usrgrps=[{"usrgrpid": ugid}],
+            )["userids"][0]
+        if token_file.exists() and api.token.get(
+            filter={"name": "kyoten demo slack", "userid": userid}, output=["tokenid"]
+        ):
+            return
+        for old in api.token.get(filter={"name": "kyoten demo slack"}, output=["tokenid"]):
+            api.token.delete(old["tokenid"])
+        tokenid = api.token.create(name="kyoten demo slack", userid=userid)["tokenids"][0]
+        (generated,) = api.token.generate(tokenid)
+        make_dir(token_file.parent, "root", 0o700)
+        write_file(token_file, generated["token"] + "\n", "root", 0o600)
 
     def noc_view(self) -> None:
         """The topology map and the NOC dashboard, once discovery has created the triggers
@@ -730,11 +792,17 @@ Stop:               kyoten demo down""")
 
     def deliveries(self) -> str:
         """What the bridge has delivered so far: mails in the sink, calls to the Slack fake."""
-        maildir = self.root / "mail" / "Maildir" / "new"
-        mails = len(list(maildir.iterdir())) if maildir.exists() else 0
-        calls = self.root / "slack-calls.jsonl"
-        slack = len(calls.read_text().splitlines()) if calls.exists() else 0
-        return f"{mails} mail(s) in the sink, {slack} Slack API call(s)"
+        mails = inbox.read_mails(self.root / "mail" / "Maildir")
+        calls = inbox.read_slack(self.root / "slack-calls.jsonl")
+        return f"{len(mails)} mail(s) in the sink, {len(calls)} Slack API call(s)"
+
+    def notifications(self, since: float) -> inbox.Tally:
+        """What people received since ``since`` (epoch seconds), per conversation."""
+        return inbox.tally(
+            inbox.read_mails(self.root / "mail" / "Maildir"),
+            inbox.read_slack(self.root / "slack-calls.jsonl"),
+            since,
+        )
 
     # ------------------------------------------------------------ faults the bridge alone sees
     def canary(self) -> dict[str, Any]:
@@ -816,12 +884,15 @@ Stop:               kyoten demo down""")
             return lambda: set_actions(1), lambda: set_actions(0)
         raise LabError(f"unknown fault {name!r}; choose one of {', '.join(BRIDGE_FAULTS)}")
 
-    def bridge_fault(self, name: str, timeout: float, recover: bool) -> None:
+    def bridge_fault(
+        self, name: str, timeout: float, recover: bool, screenshots: Path | None = None
+    ) -> None:
         """Break Zabbix's own alert path and show the bridge's own alert arrive, then leave."""
         inject, repair = self.bridge_fault_plan(name)
         if self.canary().get("state") != "ok":
             raise LabError(f"the alert path is not calm before the fault: {self.canary()}")
         mails0, slack0 = self.own_alerts()
+        since = time.time()
         interval = float(self.canary()["interval_s"])
         print(f"kyoten demo fault {name}: injecting (canary every {interval:g} s)")
         start = time.monotonic()
@@ -844,6 +915,9 @@ Stop:               kyoten demo down""")
         print(f"  own alert delivered after {time.monotonic() - start:.0f} s")
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
+        if screenshots is not None:
+            with contextlib.suppress(Exception):  # the frontend may be down with Zabbix
+                self.screenshots(screenshots, name)
         if not recover:
             print("  left in place (--no-recover)")
             return
@@ -867,19 +941,34 @@ Stop:               kyoten demo down""")
         time.sleep(3)  # the tower's state lane applies within a second or two
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
+        print(f"  notifications for this fault: {self.notifications(since)}")
 
-    def fault(self, name: str, timeout: float, recover: bool) -> None:
+    def fault(
+        self, name: str, timeout: float, recover: bool, screenshots: Path | None = None
+    ) -> None:
         inject, repair, fragment = self.fault_plan(name)
         before = set(self.problems())
+        since = time.time()
         print(f"kyoten demo fault {name}: injecting")
         inject()
         took = self.wait_problem(fragment, True, timeout)
         print(f"  problem in Zabbix after {took:.0f} s; open problems now:")
         for problem in self.problems():
             print(f"    - {problem}")
-        time.sleep(5)  # the bridge delivers within a second or two
+        # the channels group a fault's events for 10 s before the first message
+        with contextlib.suppress(LabError):
+            wait_for(
+                lambda: (n := self.notifications(since)).mails > 0 and n.slack_messages > 0,
+                "the fault's first mail and Slack message",
+                timeout=40,
+                interval=1,
+            )
+        time.sleep(3)  # the tower's state lane applies within a second or two
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
+        print(f"  notifications so far: {self.notifications(since)}")
+        if screenshots is not None:
+            self.screenshots(screenshots, name)
         if not recover:
             print("  left in place (--no-recover)")
             return
@@ -897,6 +986,92 @@ Stop:               kyoten demo down""")
         print(f"  resolved in Zabbix after {time.monotonic() - start:.0f} s")
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
+        print(f"  notifications for this fault: {self.notifications(since)}")
+
+    def screenshots(self, folder: Path, tag: str) -> None:
+        """The NOC dashboard (Admin's home page) and the topology map, as a wall screen shows
+        them now, into ``folder`` as ``<tag>-dashboard.png`` and ``<tag>-map.png``."""
+        from kyoten.agent.export import topology
+        from kyoten.shell.lab.browser import Browser
+        from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER
+
+        (found,) = self.api().map.get(filter={"name": topology.MAP_NAME}, output=["sysmapid"])
+        b = Browser(self.web_url, "demo", ADMIN_USER, ADMIN_PASSWORD)
+        try:
+            time.sleep(6)  # the dashboard's widgets fetch their data after the page
+            shots = [b.shot(folder, f"{tag}-dashboard")]
+            errors = b.errors()
+            b.driver.set_window_size(1600, 1000)
+            b.open(f"zabbix.php?action=map.view&sysmapid={found['sysmapid']}")
+            b.wait(lambda _: b.map_texts(), "the map to be drawn")
+            time.sleep(2)
+            shots.append(b.shot(folder, f"{tag}-map"))
+            errors += b.errors()
+        finally:
+            b.quit()
+        print(f"  screenshots: {', '.join(str(s) for s in shots)}")
+        print(f"  errors on the pages: {errors}" if errors else "  no error on the pages")
+
+    def ack(self, timeout: float) -> None:
+        """Press *Acknowledge* in Slack as the NOC operator, on the newest message that still
+        offers it, and show the acknowledgement arrive in Zabbix, the thread and the tower."""
+        calls = inbox.read_slack(self.root / "slack-calls.jsonl")
+        buttons = inbox.open_ack_buttons(calls)
+        if not buttons:
+            raise LabError("no Slack message offers Acknowledge: inject a fault with --no-recover")
+        ts, value = buttons[0]
+        ids = [v for v in value.split(",") if v]
+        api = self.api()
+        names = {e["eventid"]: e["name"] for e in api.event.get(eventids=ids, output=["name"])}
+        print(f"kyoten demo ack: Slack user {OPERATOR_SLACK} presses Acknowledge on message {ts}")
+        for eventid in ids:
+            print(f"    - {names.get(eventid, eventid)}")
+        print(f"  tower before: {self.tower_state()}")
+        since = time.time()
+        body = json.dumps({"user": OPERATOR_SLACK, "action_id": inbox.ACK_ACTION, "value": value})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.p.slack}/_fake/click",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+        if not answer.get("acked"):
+            raise LabError(f"the bridge did not take the click over Socket Mode: {answer}")
+
+        def acknowledged() -> list[dict[str, Any]]:
+            found = api.event.get(
+                eventids=ids, output=["acknowledged"], select_acknowledges="extend"
+            )
+            return found if found and all(e["acknowledged"] == "1" for e in found) else []
+
+        wait_for(acknowledged, "Zabbix to show the acknowledgement", timeout=timeout, interval=1)
+        took = time.time() - since
+        seen = collections.Counter(
+            (e["acknowledges"][-1]["username"], e["acknowledges"][-1]["message"])
+            for e in acknowledged()
+        )
+        for (user, message), n in seen.items():
+            print(f"  {n} event(s) acknowledged in Zabbix by {user} after {took:.1f} s: "
+                  f"{message!r}")  # fmt: skip
+
+        def thread_reply() -> bool:
+            return any(
+                c.method == "chat.postMessage" and c.params.get("thread_ts") == ts
+                and "cknowledged" in json.dumps(c.params)
+                for c in inbox.read_slack(self.root / "slack-calls.jsonl") if c.at >= since
+            )  # fmt: skip
+
+        wait_for(thread_reply, "the acknowledgement in the Slack thread", timeout=timeout,
+                 interval=1)  # fmt: skip
+        print(f"  Slack thread {ts}: Zabbix's update event replied there")
+        wait_for(
+            lambda: "blink" not in self.tower_state() and "buzzer=1" not in self.tower_state(),
+            "the tower to stop blinking and the buzzer",
+            timeout=timeout,
+            interval=1,
+        )
+        print(f"  tower after: {self.tower_state()}")
 
     def fault_plan(self, name: str) -> tuple[Callable[[], None], Callable[[], None], str]:
         """(inject, repair, the decision table's leading problem as a regular expression)."""
@@ -938,6 +1113,18 @@ def main(argv: list[str]) -> int:
         help="seconds to wait for the problem, and again for the recovery",
     )
     fault.add_argument("--no-recover", action="store_true", help="leave the failure in place")
+    fault.add_argument(
+        "--screenshots",
+        type=Path,
+        metavar="DIR",
+        help="while the fault is on: the NOC dashboard and the map, seen in headless Chromium",
+    )
+    shots = sub.add_parser("screenshots", help="the NOC dashboard and the map as they are now")
+    shots.add_argument("folder", type=Path, metavar="DIR")
+    ack = sub.add_parser(
+        "ack", help="press Acknowledge in (fake) Slack as the NOC operator, on the newest alert"
+    )
+    ack.add_argument("--timeout", type=float, default=60, help="seconds to wait for each step")
     down = sub.add_parser("down", help="stop everything")
     down.add_argument("--purge", action="store_true", help="also delete the lab's data")
     args = p.parse_args(argv[1:])
@@ -954,9 +1141,13 @@ def main(argv: list[str]) -> int:
         elif args.cmd == "status":
             demo.status()
         elif args.cmd == "fault" and args.name in BRIDGE_FAULTS:
-            demo.bridge_fault(args.name, args.timeout, not args.no_recover)
+            demo.bridge_fault(args.name, args.timeout, not args.no_recover, args.screenshots)
         elif args.cmd == "fault":
-            demo.fault(args.name, args.timeout, not args.no_recover)
+            demo.fault(args.name, args.timeout, not args.no_recover, args.screenshots)
+        elif args.cmd == "screenshots":
+            demo.screenshots(args.folder, "now")
+        elif args.cmd == "ack":
+            demo.ack(args.timeout)
         else:
             demo.down(args.purge)
     except LabError as exc:

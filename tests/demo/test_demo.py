@@ -140,6 +140,21 @@ def test_up_repairs_a_split_brain_left_in_place(lab: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Cross-site: more than one PostgreSQL primary (split brain)" in out.stdout
     assert "red=blink" in out.stdout and "buzzer=1" in out.stdout, out.stdout  # a Disaster
+    # one conversation per channel for the incident, however many problems it raised
+    assert re.search(r"notifications so far: mail \d+ in 1 thread\(s\), Slack \d+ message\(s\) in "
+                     r"1 thread\(s\)", out.stdout), out.stdout  # fmt: skip
+
+    # the NOC operator presses Acknowledge in Slack: Zabbix, the thread and the tower follow
+    ack = demo(lab, "ack", "--timeout", "90")
+    assert ack.returncode == 0, ack.stdout + ack.stderr
+    assert "split brain" in ack.stdout, ack.stdout
+    assert re.search(r"\d+ event\(s\) acknowledged in Zabbix by kyoten-noc", ack.stdout), (
+        ack.stdout  # as the mapped operator, not the admin
+    )
+    assert "replied there" in ack.stdout
+    after = ack.stdout.split("tower after:")[1]
+    assert "blink" not in after and "buzzer=0" in after and "red=on" in after, ack.stdout
+
     up = demo(lab, "up")
     assert up.returncode == 0, up.stdout + up.stderr
     p = Ports()

@@ -1,0 +1,113 @@
+"""Notifications per incident: what each demo fault sends people, without and with grouping.
+
+"One incident, one conversation" (``group:`` on a channel, kyoten.alerting.grouping) is measured
+here on the real lab: every ``kyoten demo fault`` is injected, detected by the real Zabbix 6.0,
+delivered by the bridge to the SMTP sink and the Slack fake, repaired, and the mails and Slack
+messages it caused from injection to the all-clear are counted with the threads they form
+(kyoten.shell.lab.inbox). The reference is the same fault with grouping switched off on both
+channels — a message per event, as before grouping existed.
+
+Run as root on a running demo (``kyoten demo up``; it uses the demo's fixed ports):
+``.venv/bin/python bench/notifications.py [--faults a,b] [--only grouped|ungrouped]``. Takes
+about two minutes per fault and mode. Prints one row per fault: mails and Slack messages with
+their threads, ungrouped then grouped. The bridge is restarted with grouping off for the
+reference and restored to the demo's own configuration (grouping on) at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kyoten.shell.lab.demo import BRIDGE_FAULTS, DEFAULT_DIR, FAULTS, Demo
+
+KYOTEN = str(Path(sys.executable).with_name("kyoten"))
+LINE = re.compile(
+    r"notifications for this fault: mail (\d+) in (\d+) thread\(s\), "
+    r"Slack (\d+) message\(s\) in (\d+) thread\(s\)"
+)
+
+
+def restart_bridge(demo: Demo, grouped: bool) -> None:
+    """The demo's bridge, with its own configuration or with ``group`` removed."""
+    demo.stop_daemon("bridge")
+    conf = demo.root / "bridge" / "bridge.yaml"
+    doc = json.loads(demo.bridge_config())  # the demo writes JSON, which is YAML
+    if not grouped:
+        for channel in doc["channels"].values():
+            channel.pop("group", None)
+    conf.write_text(json.dumps(doc, indent=2))
+    demo.daemon("bridge", [KYOTEN, "bridge", "serve", "--config", str(conf)], demo.p.bridge)
+    time.sleep(5)  # Socket Mode connects, the canary proves the path again
+
+
+def calm(demo: Demo, timeout: float = 300) -> None:
+    """Wait until no Warning-or-worse problem is open, and 20 s more for late deliveries, so a
+    fault's count holds only its own messages."""
+    end = time.monotonic() + timeout
+    while demo.problems(min_severity=2) and time.monotonic() < end:
+        time.sleep(5)
+    time.sleep(20)
+
+
+def run_fault(root: Path, name: str) -> tuple[int, int, int, int] | str:
+    """(mails, mail threads, Slack messages, Slack threads) of one fault, or why not."""
+    out = subprocess.run(
+        [KYOTEN, "demo", "--dir", str(root), "fault", name, "--timeout", "240"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    found = LINE.search(out.stdout)
+    if out.returncode != 0 or found is None:
+        return (out.stderr or out.stdout).strip().splitlines()[-1][:80]
+    a, b, c, d = (int(g) for g in found.groups())
+    return a, b, c, d
+
+
+def cell(result: tuple[int, int, int, int] | str | None) -> str:
+    if result is None:
+        return "not run"
+    if isinstance(result, str):
+        return f"failed: {result}"
+    mails, mt, slack, st = result
+    return f"{mails} ({mt}) / {slack} ({st})"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the demo's directory")
+    p.add_argument("--faults", default=",".join(FAULTS + BRIDGE_FAULTS))
+    p.add_argument("--only", choices=("grouped", "ungrouped"))
+    args = p.parse_args()
+    demo = Demo(args.dir)
+    faults = [f for f in args.faults.split(",") if f]
+    modes = [m for m in ("ungrouped", "grouped") if args.only in (None, m)]
+    results: dict[tuple[str, str], tuple[int, int, int, int] | str] = {}
+    try:
+        for mode in modes:
+            restart_bridge(demo, grouped=mode == "grouped")
+            for name in faults:
+                calm(demo)
+                print(f"{mode:9} {name} ...", end="", flush=True)
+                results[mode, name] = run_fault(args.dir, name)
+                print(f" {cell(results[mode, name])}", flush=True)
+    finally:
+        restart_bridge(demo, grouped=True)
+    print()
+    print("mails (threads) / Slack messages (threads), from injection to the all-clear")
+    print(f"| {'demo fault':20} | {'reference: ungrouped':26} | {'grouped':26} |")
+    print(f"|{'-' * 22}|{'-' * 28}|{'-' * 28}|")
+    for name in faults:
+        before, after = results.get(("ungrouped", name)), results.get(("grouped", name))
+        print(f"| {name:20} | {cell(before):26} | {cell(after):26} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
