@@ -637,36 +637,18 @@ class Demo:
         """The NOC operator Slack clicks act as: a User-role user, read-write on the demo's
         host group, with an API token in ``secrets/operator-token`` (made once)."""
         token_file = self.root / "secrets" / "operator-token"
+        from kyoten.shell.lab.zabbix import api_token, operator
+
         (group,) = api.hostgroup.get(filter={"name": HOST_GROUP}, output=["groupid"])
-        rights = [{"permission": 3, "id": group["groupid"]}]
-        found = api.usergroup.get(filter={"name": OPERATOR_GROUP}, output=["usrgrpid"])
-        if found:
-            ugid = found[0]["usrgrpid"]
-            api.usergroup.update(usrgrpid=ugid, rights=rights)
-        else:
-            ugid = api.usergroup.create(name=OPERATOR_GROUP, rights=rights)["usrgrpids"][0]
-        users = api.user.get(filter={"username": OPERATOR}, output=["userid"])
-        if users:
-            userid = users[0]["userid"]
-        else:
-            userid = api.user.create(
-                username=OPERATOR,
-                name="NOC",
-                surname="operator",
-                passwd=secrets.token_urlsafe(18),
-                roleid="1",  # "User role": no admin rights of any kind
-                usrgrps=[{"usrgrpid": ugid}],
-            )["userids"][0]
+        userid = operator(api, OPERATOR, OPERATOR_GROUP, group["groupid"])
+        name = "kyoten demo slack"
         if token_file.exists() and api.token.get(
-            filter={"name": "kyoten demo slack", "userid": userid}, output=["tokenid"]
+            filter={"name": name, "userid": userid}, output=["tokenid"]
         ):
             return
-        for old in api.token.get(filter={"name": "kyoten demo slack"}, output=["tokenid"]):
-            api.token.delete(old["tokenid"])
-        tokenid = api.token.create(name="kyoten demo slack", userid=userid)["tokenids"][0]
-        (generated,) = api.token.generate(tokenid)
+        token = api_token(api, userid, name)
         make_dir(token_file.parent, "root", 0o700)
-        write_file(token_file, generated["token"] + "\n", "root", 0o600)
+        write_file(token_file, token + "\n", "root", 0o600)
 
     def noc_view(self) -> None:
         """The topology map and the NOC dashboard, once discovery has created the triggers

@@ -297,6 +297,43 @@ def login(port: int) -> Any:
     return ZabbixAPI(url=api_url(port), user=ADMIN_USER, password=ADMIN_PASSWORD, timeout=60)
 
 
+def operator(api: Any, username: str, usergroup: str, groupid: str) -> str:
+    """A NOC operator as Slack clicks need one: a plain *User role* user (no admin rights of
+    any kind) in ``usergroup``, read-write on the host group ``groupid``, made if missing;
+    its userid. What a real installation would map Slack users to."""
+    import secrets
+
+    rights = [{"permission": 3, "id": groupid}]
+    found = api.usergroup.get(filter={"name": usergroup}, output=["usrgrpid"])
+    if found:
+        ugid = found[0]["usrgrpid"]
+        api.usergroup.update(usrgrpid=ugid, rights=rights)
+    else:
+        ugid = api.usergroup.create(name=usergroup, rights=rights)["usrgrpids"][0]
+    users = api.user.get(filter={"username": username}, output=["userid"])
+    if users:
+        return str(users[0]["userid"])
+    created = api.user.create(
+        username=username,
+        name="NOC",
+        surname="operator",
+        passwd=secrets.token_urlsafe(18),
+        roleid="1",  # "User role"
+        usrgrps=[{"usrgrpid": ugid}],
+    )
+    return str(created["userids"][0])
+
+
+def api_token(api: Any, userid: str, name: str) -> str:
+    """A fresh API token named ``name`` for ``userid`` (an older one of that name is deleted:
+    Zabbix shows a token only when it is generated)."""
+    for old in api.token.get(filter={"name": name, "userid": userid}, output=["tokenid"]):
+        api.token.delete([old["tokenid"]])
+    tokenid = api.token.create(name=name, userid=userid)["tokenids"][0]
+    (generated,) = api.token.generate([tokenid])
+    return str(generated["token"])
+
+
 def private_mount(source: Path, target: Path, argv: Sequence[str]) -> list[str]:
     """``argv`` run in a mount namespace of its own where ``source`` is bind-mounted over
     ``target``: the process sees our file or directory, the rest of the machine does not."""

@@ -10,7 +10,6 @@ Super admin — and an unmapped Slack user or an event that does not exist chang
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +20,7 @@ from aiohttp import web
 from kyoten.alerting.channels.slack_blocks import ACK, CLOSE
 from kyoten.alerting.devtools.socket_mode_fake import SocketModeFake
 from kyoten.alerting.slack_actions import ActionsConfig, SlackActions, UserMapping
-from kyoten.shell.lab.zabbix import Zabbix60
+from kyoten.shell.lab.zabbix import Zabbix60, api_token, operator
 from pytest_aiohttp import AiohttpServer
 
 from .conftest import wait_until
@@ -73,30 +72,8 @@ def _probe(api: Any) -> tuple[str, str, str]:
             tags=[{"tag": "manual_close", "value": "yes"}],
         )
     (trigger,) = api.trigger.get(filter={"description": "kyoten ack probe"}, output=["triggerid"])
-    ugroups = api.usergroup.get(filter={"name": "kyoten ack operators"}, output=["usrgrpid"])
-    ugid = (
-        ugroups[0]["usrgrpid"]
-        if ugroups
-        else api.usergroup.create(
-            name="kyoten ack operators", rights=[{"permission": 3, "id": gid}]
-        )["usrgrpids"][0]
-    )
-    users = api.user.get(filter={"username": OPERATOR}, output=["userid"])
-    userid = (
-        users[0]["userid"]
-        if users
-        else api.user.create(
-            username=OPERATOR,
-            name="Hanako",
-            surname="NOC",
-            passwd=secrets.token_urlsafe(18),
-            roleid="1",  # "User role": no admin rights of any kind
-            usrgrps=[{"usrgrpid": ugid}],
-        )["userids"][0]
-    )
-    tokenid = api.token.create(name=f"slack {time.time_ns()}", userid=userid)["tokenids"][0]
-    (generated,) = api.token.generate(tokenid)
-    return gid, trigger["triggerid"], generated["token"]
+    userid = operator(api, OPERATOR, "kyoten ack operators", gid)
+    return gid, trigger["triggerid"], api_token(api, userid, f"slack {time.time_ns()}")
 
 
 def _fire(zabbix: Zabbix60, api: Any, triggerid: str) -> str:
