@@ -6,17 +6,16 @@ Used by ``kyoten get`` (one call per process, UserParameter mode) and by the age
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from kyoten.agent.catalogue import KEYS, AgentKey
 from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
 from kyoten.agent.errors import ConnectError, KeyError_, KyotenError, TargetError, UnknownTarget
+from kyoten.agent.keytable import KEYS
 from kyoten.agent.shape import (
     Json,
     Outcome,
@@ -27,17 +26,16 @@ from kyoten.agent.shape import (
     shape_zabbix,
 )
 from kyoten.agent.sources.oneshot import make_connector
-from kyoten.agent.sources.pgpool import Pcp, query_pgpool_pcp, query_pgpool_sql, query_watchdog
-from kyoten.agent.sources.postgres import query_postgres
-from kyoten.agent.sources.zabbix import query_zabbix
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from kyoten.agent.keys import KeySpec
     from kyoten.agent.sources.pgpool_live import PgpoolLive
 
+# Each family's query pass is imported when a key of it is asked for: ``kyoten get`` answers
+# one key per process, and loads only what that key needs.
 
-T = TypeVar("T")
 _KIND = {"kyoten.pg": "postgres", "kyoten.pgpool": "pgpool", "kyoten.zabbix.ha": "zabbix"}
 
 
@@ -107,7 +105,7 @@ class Collector:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ keys
-    def resolve(self, key: str, params: list[str]) -> AgentKey:
+    def resolve(self, key: str, params: list[str]) -> KeySpec:
         """Check a key and its parameter count against the catalogue."""
         akey = KEYS.get(key)
         if akey is None:
@@ -127,12 +125,14 @@ class Collector:
             deadline_s if deadline_s is not None else self.config.deadline
         )
         obj = self.snapshot(akey, params, deadline)
-        return self.render(lld_rows(obj, akey.discovery) if akey.discovery else obj)
+        if akey.lld_field:  # a standalone discovery key: the array as plain LLD rows
+            return self.render(lld_rows(obj, akey.lld_field, akey.lld_macros))
+        return self.render(obj)
 
-    def snapshot(self, akey: AgentKey, params: list[str], deadline: float) -> Json:
-        if akey.family.key == "kyoten.cross":
+    def snapshot(self, akey: KeySpec, params: list[str], deadline: float) -> Json:
+        if akey.family == "kyoten.cross":
             return self.cross(deadline)
-        kind = _KIND[akey.family.key]
+        kind = _KIND[akey.family]
         name = self.target_name(kind, params[0])
         if kind == "postgres":
             return self.postgres(self.config.postgres[name], deadline)
@@ -153,6 +153,8 @@ class Collector:
 
     # ------------------------------------------------------------------ families
     def postgres(self, t: PgTarget, deadline: float) -> Json:
+        from kyoten.agent.sources.postgres import query_postgres
+
         start = time.monotonic()
         try:
             with self.connector.target("pg", t, self.config.statement_timeout, deadline) as conn:
@@ -176,6 +178,13 @@ class Collector:
         )
 
     def pgpool(self, t: PgpoolTarget, deadline: float) -> Json:
+        from kyoten.agent.sources.pgpool import (
+            Pcp,
+            query_pgpool_pcp,
+            query_pgpool_sql,
+            query_watchdog,
+        )
+
         start = time.monotonic()
         label = f"Pgpool-II {t.name}"
         try:
@@ -196,7 +205,7 @@ class Collector:
                 raise TargetError(f"{sql_error}; PCP fallback: {pcp_error}") from None
         if t.watchdog and t.pcp is not None:
             wd = query_watchdog(Pcp(t.endpoint.host, t.pcp, label), self._remaining(deadline))
-            raw = dataclasses.replace(raw, watchdog=wd)
+            raw = raw._replace(watchdog=wd)
         return shape_pgpool(
             raw,
             target=t.name,
@@ -210,6 +219,8 @@ class Collector:
         )
 
     def zabbix(self, t: ZabbixTarget, deadline: float) -> Json:
+        from kyoten.agent.sources.zabbix import query_zabbix
+
         start = time.monotonic()
         with self.connector.target("zabbix", t, self.config.statement_timeout, deadline) as conn:
             raw = query_zabbix(conn, time.time())

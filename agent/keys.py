@@ -1,12 +1,28 @@
-"""Zabbix item-key syntax: ``name[param,"quoted, param",...]`` parsed without I/O."""
+"""Item keys: the Zabbix syntax ``name[param,"quoted, param",...]`` parsed without I/O, and
+what the collector needs of each key the catalogue declares (:class:`KeySpec`)."""
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from kyoten.agent.errors import KeyError_
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class KeySpec(NamedTuple):
+    """One catalogue key as the collector answers it (:data:`kyoten.agent.keytable.KEYS`).
+
+    ``family`` is the master key whose snapshot answers it; a standalone discovery key lists
+    the array ``lld_field`` of that snapshot, each row as ``lld_macros`` ((macro, field)
+    pairs) say; a master key has ``lld_field`` "".
+    """
+
+    family: str
+    params: tuple[str, ...]
+    lld_field: str = ""
+    lld_macros: tuple[tuple[str, str], ...] = ()
 
 
 def parse_key(text: str) -> tuple[str, list[str]]:

@@ -2,8 +2,9 @@
 
 Nothing here does I/O; every derived state (lags, receiver state, drift, agreement between
 Pgpools) is a function of immutable snapshots (``kyoten.agent.snapshot``), so it is tested
-with plain data. Every code it emits comes from the catalogue's value maps (``ValueMap.code``),
-which also label the codes in the templates, so the two cannot disagree.
+with plain data. Every code it emits comes from the catalogue's value maps, which also label
+the codes in the templates, so the two cannot disagree; it reads them from their rendering in
+``kyoten.agent.keytable``, which ``kyoten get`` loads instead of the whole catalogue.
 """
 
 from __future__ import annotations
@@ -12,16 +13,38 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from kyoten.agent.catalogue.model import Discovery
-from kyoten.agent.catalogue.pgpool import PG_STATUS_MAP, QUORUM_MAP, STATUS_MAP
-from kyoten.agent.catalogue.postgres import RECEIVER_MAP, ROLE_MAP
-from kyoten.agent.catalogue.zabbix import NODE_STATUS
+from kyoten.agent.keytable import VALUE_MAPS
 from kyoten.agent.snapshot import PgpoolRaw, PgRaw, Rows, ZabbixRaw
 
 Json = dict[str, Any]
+
+
+class Codes:
+    """One of the catalogue's value maps (``ValueMap``) as the shaping step reads it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.words, self.other = VALUE_MAPS[name]
+        self._codes = dict(self.words)  # looked up on every poll
+
+    def code(self, word: str) -> int:
+        """The code of ``word`` (matched exactly), or ``other`` when it is not listed."""
+        found = self._codes.get(word)
+        if found is not None:
+            return found
+        if self.other is None:
+            raise KeyError(f"value map {self.name!r} has no code for {word!r}")
+        return self.other
+
+
+ROLE_MAP = Codes("kyoten PostgreSQL role")
+RECEIVER_MAP = Codes("kyoten WAL receiver state")
+STATUS_MAP = Codes("kyoten Pgpool backend status")
+PG_STATUS_MAP = Codes("kyoten Pgpool pg_status")
+QUORUM_MAP = Codes("kyoten Pgpool quorum")
+NODE_STATUS = Codes("kyoten Zabbix HA node status")
 
 
 def _lag(ref: float, pos: Any) -> int:
@@ -439,8 +462,7 @@ def shape_zabbix(raw: ZabbixRaw, *, target: str, site: str, duration: float) -> 
 
 
 # ----------------------------------------------------------------------------- cross-site
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """One target's shaped object, or why it could not be had.
 
     ``connected`` is False when no connection could be made at all (refused, unreachable,
@@ -512,9 +534,9 @@ def shape_cross(
 
 
 # ----------------------------------------------------------------------------- LLD
-def lld_rows(obj: Mapping[str, Any], discovery: Discovery) -> list[dict[str, str]]:
-    """The discovery's array as a plain LLD JSON array ({"{#MACRO}": value, ...})."""
-    return [
-        {macro: str(row.get(field, "")) for macro, field in discovery.macros}
-        for row in obj.get(discovery.field, [])
-    ]
+def lld_rows(
+    obj: Mapping[str, Any], field: str, macros: Sequence[tuple[str, str]]
+) -> list[dict[str, str]]:
+    """The array ``field`` as a plain LLD JSON array ({"{#MACRO}": value, ...}); ``macros``
+    are a discovery's (macro, field) pairs."""
+    return [{macro: str(row.get(name, "")) for macro, name in macros} for row in obj.get(field, [])]

@@ -3,20 +3,19 @@
 The sources (``kyoten.agent.sources``) build these snapshots and ``kyoten.agent.shape`` turns
 them into JSON. They live in a module of their own, which imports no driver, so that the
 shaping step and its tests load no I/O code: the contract "the catalogue and the shaping step
-are pure" in pyproject.toml ([tool.importlinter]) holds this module to that as well.
+are pure" in pyproject.toml ([tool.importlinter]) holds this module to that as well. Named
+tuples rather than dataclasses, for the CPU of ``kyoten get`` (see ``kyoten.agent.config``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Rows = tuple[dict[str, str], ...]
 """A result set as text by column name, as the simple query protocol and PCP give it."""
 
 
-@dataclass(frozen=True)
-class PgRaw:
+class PgRaw(NamedTuple):
     """What one PostgreSQL server said in one query pass (absolute LSNs, epoch seconds)."""
 
     version: int
@@ -33,8 +32,7 @@ class PgRaw:
     slots: tuple[dict[str, Any], ...]
 
 
-@dataclass(frozen=True)
-class PgpoolRaw:
+class PgpoolRaw(NamedTuple):
     """What one Pgpool-II said in one pass: SQL answers, or PCP answers as a fallback."""
 
     via_pcp: bool
@@ -55,8 +53,7 @@ class PgpoolRaw:
     replication_age: float = 0.0
 
 
-@dataclass(frozen=True)
-class ZabbixRaw:
+class ZabbixRaw(NamedTuple):
     """ha_node rows and the database's clock (lastaccess is written with the DB clock)."""
 
     nodes: tuple[dict[str, Any], ...]

@@ -55,11 +55,17 @@ def artefacts() -> dict[str, Callable[[], dict[str, str]]]:
             )
         }
 
+    def keytable() -> dict[str, str]:
+        from kyoten.agent.export.keytable import render_keytable
+
+        return {"agent/keytable.py": render_keytable()}
+
     return {
         "templates": templates,
         "userparameters": userparameters,
         "agent2-plugin": agent2_plugin,
         "docs": lambda: {"templates/METRICS.md": render_metrics_doc()},
+        "keytable": keytable,
     }
 
 
@@ -113,7 +119,8 @@ def cmd_export(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="kyoten export",
         description="Write the files generated from the metric catalogue (templates, agent "
-        "config snippets, METRICS.md), or with --check fail if the committed ones differ.",
+        "config snippets, METRICS.md, the collector's key table), or with --check fail if the "
+        "committed ones differ.",
     )
     p.add_argument(
         "what",

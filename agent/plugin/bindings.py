@@ -34,15 +34,27 @@ def kyoten_metrics() -> tuple[str, ...]:
 
 
 def config_secrets(config: object) -> list[str]:
-    """Every password-like string in the loaded config, to be masked in what we send."""
+    """Every password-like string in the loaded config, to be masked in what we send.
+
+    The config is a tree of named tuples (kyoten.agent.config), dataclasses, dicts and
+    sequences; a string is a secret by the name of the field that holds it.
+    """
     found: list[str] = []
 
-    def walk(obj: object) -> None:
+    def fields_of(obj: object) -> list[tuple[str, object]] | None:
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            for f in dataclasses.fields(obj):
-                value = getattr(obj, f.name)
+            return [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+        names = getattr(type(obj), "_fields", None)  # a named tuple
+        if isinstance(obj, tuple) and isinstance(names, tuple):
+            return list(zip(names, obj, strict=True))
+        return None
+
+    def walk(obj: object) -> None:
+        fields = fields_of(obj)
+        if fields is not None:
+            for name, value in fields:
                 if isinstance(value, str) and any(
-                    word in f.name.lower() for word in ("password", "secret", "token")
+                    word in name.lower() for word in ("password", "secret", "token")
                 ):
                     found.append(value)
                 else:

@@ -27,8 +27,7 @@ import os
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kyoten.agent.config import PcpSettings
 from kyoten.agent.errors import QueryError, TargetError
@@ -39,8 +38,7 @@ if TYPE_CHECKING:
     import subprocess
 
 
-@dataclass(frozen=True)
-class LiveCheck:
+class LiveCheck(NamedTuple):
     """kyoten's own check of one backend, with Pgpool 4.3's pg_status/pg_role meaning."""
 
     pg_status: str  # up, down, unknown (connected, but no answer in time)

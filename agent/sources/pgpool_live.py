@@ -13,7 +13,6 @@ connections and waits.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from functools import partial
 
@@ -137,8 +136,7 @@ class PgpoolLive:
             raise ConfigError(f"{label}: {problem} (in {self.config.source})")
         by_node = {str(i): live[name] for i, name in enumerate(t.backends) if name in live}
         rows, age = self._sr_columns(t, deadline)
-        return dataclasses.replace(
-            view,
+        return view._replace(
             nodes=compose_nodes(view.nodes, by_node, rows),
             live_by="kyoten",
             replication_age=age,

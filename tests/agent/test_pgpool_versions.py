@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +208,7 @@ def test_watchdog_info_of_41_and_42(fake_pcp, release: str, leader: str) -> None
     wd = query_watchdog(PCP, 5.0)
     raw = query_pgpool_pcp(PCP, 0.0, 10.0)
     obj = shape_pgpool(
-        replace(raw, watchdog=wd), target="p", site="", watchdog_enabled=True, duration=0
+        raw._replace(watchdog=wd), target="p", site="", watchdog_enabled=True, duration=0
     )
     assert obj["watchdog_quorum"] == 1.0 and obj["watchdog_local_state"] == leader
     assert obj["watchdog_leader"] == "server1:9999 Linux server1.localdomain"

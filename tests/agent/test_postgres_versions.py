@@ -13,7 +13,6 @@ runs.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +125,7 @@ def test_each_release_statement_runs_against_that_releases_views(
         raw = query_postgres(_AsRelease(session, release))
         conn.rollback()
     obj = shape_pg(
-        replace(raw, version=release * 10000),
+        raw._replace(version=release * 10000),
         target="a",
         site="",
         expected_standbys=(),

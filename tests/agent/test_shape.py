@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -57,19 +56,19 @@ STANDBY = PgRaw(
 def test_idle_primary_does_not_inflate_replay_delay() -> None:
     # everything received is replayed; the last commit was 600 s ago because nothing happened
     assert replay_delay(STANDBY) == 0.0
-    assert replay_delay(replace(STANDBY, receive_lsn=7000.0)) == 600.0
+    assert replay_delay(STANDBY._replace(receive_lsn=7000.0)) == 600.0
 
 
 def test_receiver_states() -> None:
     assert receiver_state(STANDBY) == 1
-    assert receiver_state(replace(STANDBY, receiver=None)) == 0
-    assert receiver_state(replace(STANDBY, receiver={"status": "waiting"})) == 3
-    assert receiver_state(replace(STANDBY, in_recovery=False)) == 2
+    assert receiver_state(STANDBY._replace(receiver=None)) == 0
+    assert receiver_state(STANDBY._replace(receiver={"status": "waiting"})) == 3
+    assert receiver_state(STANDBY._replace(in_recovery=False)) == 2
 
 
 def test_dead_receiver_reads_zero_lag_but_state_zero() -> None:
     dead = shape_pg(
-        replace(STANDBY, receiver=None), target="b", site="", expected_standbys=(), duration=0.01
+        STANDBY._replace(receiver=None), target="b", site="", expected_standbys=(), duration=0.01
     )
     assert (dead["receiver_state"], dead["replay_lag_bytes"], dead["replay_delay"]) == (0, 0, 0.0)
     assert dead["timeline"] == 3 and dead["receiver_last_msg_age"] == -1.0
@@ -93,8 +92,7 @@ def test_standby_side_figures() -> None:
 
 
 def test_primary_lags_and_missing_expected_standby() -> None:
-    raw = replace(
-        STANDBY,
+    raw = STANDBY._replace(
         in_recovery=False,
         primary_tli=4,
         receiver=None,
@@ -235,8 +233,8 @@ def test_pgpool_status_codes_are_the_value_maps() -> None:
 
 def test_receiver_word_codes_and_zabbix_counts() -> None:
     for status, code in [("stopped", 0), ("streaming", 1), ("", 3), ("stopping", 3)]:
-        assert receiver_state(replace(STANDBY, receiver={"status": status})) == code
-    assert receiver_state(replace(STANDBY, receiver={})) == 0
+        assert receiver_state(STANDBY._replace(receiver={"status": status})) == code
+    assert receiver_state(STANDBY._replace(receiver={})) == 0
     assert (
         shape_pg(STANDBY, target="b", site="", expected_standbys=(), duration=0)["in_recovery"] == 1
     )
@@ -329,8 +327,7 @@ def test_cross_site_all_healthy() -> None:
 
 def test_pgpool_nan_health_check_duration_becomes_zero() -> None:
     """Pgpool prints 'nan' for a backend it never checked; the JSON must stay strict."""
-    raw = replace(
-        pool_raw(node(0, "up", "up", "primary", "primary")),
+    raw = pool_raw(node(0, "up", "up", "primary", "primary"))._replace(
         health=({"node_id": "0", "average_duration": "nan", "total_count": "inf"},),
     )
     obj = shape_pgpool(raw, target="p", site="", watchdog_enabled=False, duration=0)

@@ -95,6 +95,28 @@ def test_config_secrets_finds_nested_passwords() -> None:
     assert sorted(bindings.config_secrets(conf)) == ["pw-one", "pw-two"]
 
 
+def test_config_secrets_finds_every_password_of_kyoten_toml() -> None:
+    """The real config (named tuples, not dataclasses): each target's and PCP's password."""
+    from kyoten.agent.config import parse_config
+
+    conf = parse_config(
+        {
+            "postgres": {"a": {"host": "h", "password": "pw-pg"}, "b": {"host": "h"}},
+            "pgpool": {
+                "p": {
+                    "host": "h",
+                    "password": "pw-pool",
+                    "pcp_port": 9898,
+                    "pcp_password": "pw-pcp",
+                }
+            },
+            "zabbix": {"z": {"host": "h", "password": "pw-zbx"}},
+        }
+    )
+    assert sorted(bindings.config_secrets(conf)) == ["pw-pcp", "pw-pg", "pw-pool", "pw-zbx"]
+    assert "pw-pg" not in repr(conf) and "pw-pcp" not in repr(conf)
+
+
 @pytest.mark.parametrize(
     ("text", "leaked"),
     [
