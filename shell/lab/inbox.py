@@ -3,8 +3,9 @@
 ``kyoten demo fault`` counts what one fault sent people, per conversation — "one incident, one
 conversation" is measured here, not assumed: a mail without ``In-Reply-To`` starts a mail
 thread, a ``chat.postMessage`` without ``thread_ts`` starts a Slack thread, everything else is a
-reply in one. ``kyoten demo ack`` reads the Slack record the way a person reads the channel: the
-newest message that still offers *Acknowledge*, as last posted or updated.
+reply in one, and counts for the thread it answers. ``kyoten demo ack`` reads the Slack record
+the way a person reads the channel: the newest message that still offers *Acknowledge*, as last
+posted or updated.
 
 Reading the files is kept apart from the counting, which is pure and unit-tested.
 """
@@ -31,6 +32,7 @@ class Mail:
     body: str
     in_reply_to: str
     at: float  # when it reached the sink (the Maildir file's mtime)
+    message_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ def read_mails(maildir: Path) -> list[Mail]:
         text = body.get_content() if body is not None else ""
         found.append(
             Mail(str(msg["Subject"] or ""), str(text), str(msg["In-Reply-To"] or ""),
-                 f.stat().st_mtime)
+                 f.stat().st_mtime, str(msg["Message-ID"] or ""))
         )  # fmt: skip
     return sorted(found, key=lambda m: m.at)
 
@@ -88,14 +90,20 @@ def read_slack(record: Path) -> list[SlackCall]:
 
 
 def tally(mails: Iterable[Mail], calls: Iterable[SlackCall], since: float) -> Tally:
-    """Messages and threads delivered at or after ``since``."""
+    """What a fault injected at ``since`` sent people: the threads started at or after
+    ``since``, and the replies in those threads. A late reply in an older thread (the
+    recovery of an earlier fault's change event) is that earlier incident's, not this one's."""
     new_mails = [m for m in mails if m.at >= since]
+    roots = {m.message_id for m in new_mails if not m.in_reply_to}
+    mine = [m for m in new_mails if not m.in_reply_to or m.in_reply_to in roots]
     posts = [c for c in calls if c.at >= since and c.method in POSTS]
+    threads = {c.ts for c in posts if not c.params.get("thread_ts")}
+    in_mine = [c for c in posts if str(c.params.get("thread_ts") or c.ts) in threads]
     return Tally(
-        mails=len(new_mails),
-        mail_threads=sum(1 for m in new_mails if not m.in_reply_to),
-        slack_messages=len(posts),
-        slack_threads=sum(1 for c in posts if not c.params.get("thread_ts")),
+        mails=len(mine),
+        mail_threads=len(roots),
+        slack_messages=len(in_mine),
+        slack_threads=len(threads),
     )
 
 

@@ -22,18 +22,20 @@ def _ack_blocks(value: str) -> list[dict[str, object]]:
 
 def test_threads_are_counted_from_replies_and_only_since_the_fault() -> None:
     mails = [
-        Mail("old", "", "", at=5.0),
-        Mail("[High] lead (+2 related)", "", "", at=10.0),
-        Mail("Re: [High] lead", "", "<lead@kyoten>", at=11.0),
-        Mail("Re: [High] lead", "", "<lead@kyoten>", at=12.0),
+        Mail("old", "", "", 5.0, "<old@kyoten>"),
+        Mail("[High] lead (+2 related)", "", "", 10.0, "<lead@kyoten>"),
+        Mail("Re: [High] lead", "", "<lead@kyoten>", 11.0, "<r1@kyoten>"),
+        Mail("Re: old", "", "<old@kyoten>", 11.5, "<r2@kyoten>"),  # an earlier incident's
+        Mail("Re: [High] lead", "", "<lead@kyoten>", 12.0, "<r3@kyoten>"),
     ]
     calls = [
         SlackCall("chat.postMessage", {"text": "old"}, 5.0, "5.000001"),
         SlackCall("chat.postMessage", {"text": "lead"}, 10.0, "10.000002"),
         SlackCall("chat.update", {"ts": "10.000002"}, 10.5),
         SlackCall("chat.postMessage", {"thread_ts": "10.000002"}, 11.0, "11.000003"),
+        SlackCall("chat.postMessage", {"thread_ts": "5.000001"}, 11.2, "11.000004"),
         SlackCall("chat.postEphemeral", {"text": "done"}, 11.5),
-        SlackCall("chat.postMessage", {"text": "another incident"}, 12.0, "12.000004"),
+        SlackCall("chat.postMessage", {"text": "another incident"}, 12.0, "12.000005"),
     ]
     t = inbox.tally(mails, calls, since=10.0)
     assert (t.mails, t.mail_threads, t.slack_messages, t.slack_threads) == (3, 1, 3, 2)

@@ -96,5 +96,9 @@ def test_the_demo_s_bridge_config_names_the_canary_targets(tmp_path: Path) -> No
         ZabbixTarget("127.0.0.1", p.pool_a, "zabbix", "zabbix", "zabbix"),
     )
     assert list(tomllib.loads(toml)["zabbix"]) == [ZABBIX_TARGET] == [section["zabbix_target"]]
+    # the operator's API token is made in Zabbix before the bridge starts (configure_zabbix)
+    (tmp_path / "secrets" / "operator-token").write_text("operator-api-token\n")
     settings = parse_settings(doc, base=tmp_path)
     assert settings.canary is not None and settings.canary.host == canary.HOST
+    assert settings.slack_actions is not None
+    assert [u.zabbix_user for u in settings.slack_actions.users.values()] == ["kyoten-noc"]
