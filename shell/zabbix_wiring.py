@@ -5,8 +5,8 @@ read first and created or corrected only where it differs (so a second run chang
 and ``--check`` lists what would change without changing anything):
 
 * the host group and one host per target (and the cross-site aggregate host), each linked to
-  its template with the target macro and any extra macros, polled through one agent
-  interface;
+  its template with the target macro and any extra macros, tagged with its target's and
+  site's names, polled through one agent interface;
 * the global macros ``{$KYOTEN.BRIDGE.URL}`` and ``{$KYOTEN.BRIDGE.TOKEN}`` that the bridge
   media type reads; the token is a secret macro, read from a file and never printed (Zabbix
   never returns a secret value, so its value cannot be compared: it is written on every run);
@@ -62,7 +62,7 @@ def _new(api: Any) -> bool:
 # ---------------------------------------------------------------------------------- hosts
 def reconcile_hosts(api: Any, topo: Topology, wiring: Wiring, *, apply: bool) -> list[str]:
     """Host group, then every planned host: created, or corrected in group, template link,
-    macros (extra ones on the host are left alone), agent interface and status."""
+    macros and tags (extra ones on the host are left alone), agent interface and status."""
     out: list[str] = []
     new = _new(api)
     found = api.hostgroup.get(filter={"name": wiring.host_group}, output=["groupid"])
@@ -96,6 +96,7 @@ def reconcile_hosts(api: Any, topo: Topology, wiring: Wiring, *, apply: bool) ->
             output=["hostid", "host", "status"],
             selectParentTemplates=["templateid"],
             selectMacros=["hostmacroid", "macro", "value", "type"],
+            selectTags=["tag", "value"],
             selectInterfaces=["interfaceid", "type", "main", "useip", "ip", "dns", "port"],
             **{"selectHostGroups" if new else "selectGroups": ["groupid"]},
         )
@@ -113,6 +114,7 @@ def reconcile_hosts(api: Any, topo: Topology, wiring: Wiring, *, apply: bool) ->
                         {"type": 1, "main": 1, "useip": 1, "ip": ip, "dns": "", "port": str(port)}
                     ],
                     macros=[{"macro": m, "value": v} for m, v in planned.macros],
+                    tags=[{"tag": t, "value": v} for t, v in planned.tags],
                 )
                 out.append(f"created host {planned.name!r} ({planned.template})")
             else:
@@ -140,6 +142,7 @@ def reconcile_hosts(api: Any, topo: Topology, wiring: Wiring, *, apply: bool) ->
                 wrong.append(f"macro {macro} is {have.get('value')!r}, want {value!r}")
                 if apply:
                     api.usermacro.update(hostmacroid=have["hostmacroid"], value=value, type=0)
+        wrong += _reconcile_tags(api, hostid, host["tags"], planned.tags, apply=apply)
         agents = [i for i in host["interfaces"] if str(i["type"]) == "1" and str(i["main"]) == "1"]
         if not agents:
             wrong.append("has no agent interface")
@@ -166,6 +169,33 @@ def reconcile_hosts(api: Any, topo: Topology, wiring: Wiring, *, apply: bool) ->
         if wrong:
             out.append(f"{'fixed host' if apply else 'host'} {planned.name!r}: {', '.join(wrong)}")
     return out
+
+
+def _reconcile_tags(
+    api: Any,
+    hostid: str,
+    have: Sequence[Mapping[str, str]],
+    want: Sequence[tuple[str, str]],
+    *,
+    apply: bool,
+) -> list[str]:
+    """The host's tags named in ``want`` hold exactly the wanted value; other tags are left
+    alone (host.update replaces the whole list, so they are sent back as they are)."""
+    current = [(str(t["tag"]), str(t["value"])) for t in have]
+    owned = {name for name, _ in want}
+    wrong: list[str] = []
+    for name, value in want:
+        values = [v for n, v in current if n == name]
+        if values != [value]:
+            shown = ", ".join(repr(v) for v in values)
+            wrong.append(
+                f"tag {name} is {shown}, want {value!r}" if values else f"tag {name} is missing"
+            )
+    if wrong and apply:
+        kept = [(n, v) for n, v in current if n not in owned]
+        tags = [{"tag": n, "value": v} for n, v in (*kept, *want)]
+        api.host.update(hostid=hostid, tags=tags)
+    return wrong
 
 
 # ---------------------------------------------------------------------------------- macros
@@ -288,25 +318,56 @@ def _hosts_of(expression: str) -> set[str]:
 
 
 def discovered_triggers(api: Any, wanted: Sequence[Mapping[str, str]]) -> list[Mapping[str, str]]:
-    """Which of the ``wanted`` triggers (as a map file names them) are not in Zabbix yet:
-    discovered triggers before the first poll. Matched by host and name, which identify a
-    trigger on a host (the API cannot return an expression with its user macros unresolved,
-    as the file has it); a wrong expression still fails the import, with the trigger named."""
+    """Which of the ``wanted`` triggers (as a map file names them) are not in Zabbix as the
+    map names them: discovered triggers before the first poll, and discovered triggers whose
+    prototype changed (an upgrade of the templates) until the next discovery updates them.
+
+    The importer looks a map's triggers up by name, expression and recovery expression, with
+    the expressions' user macros as written; so does this (:func:`_trigger_expression`, since
+    ``expandExpression`` would resolve the macros).
+    """
     hosts = set().union(*(_hosts_of(t["expression"]) for t in wanted)) if wanted else set()
     rows = api.host.get(filter={"host": sorted(hosts)}, output=["hostid"]) if hosts else []
-    existing: set[tuple[str, str]] = set()
+    existing: set[tuple[str, str, str]] = set()
     if rows:
         for t in api.trigger.get(
             hostids=[r["hostid"] for r in rows],
-            output=["description"],
-            selectHosts=["host"],
+            output=["description", "expression", "recovery_expression"],
+            selectFunctions=["functionid", "itemid", "function", "parameter"],
+            selectItems=["itemid", "hostid", "key_"],
+            selectHosts=["hostid", "host"],
         ):
-            existing.update((h["host"], t["description"]) for h in t["hosts"])
+            existing.add(
+                (
+                    str(t["description"]),
+                    _trigger_expression(str(t["expression"]), t),
+                    _trigger_expression(str(t["recovery_expression"]), t),
+                )
+            )
     return [
         t
         for t in wanted
-        if not all((h, t["description"]) in existing for h in _hosts_of(t["expression"]))
+        if (t["description"], t["expression"], t.get("recovery_expression", "")) not in existing
     ]
+
+
+def _trigger_expression(text: str, trigger: Mapping[str, Any]) -> str:
+    """A ``trigger.get`` expression (``{functionid}`` tokens) written as an export writes it:
+    each function as ``name(/host/key,parameters)``, the ``$`` of its stored parameters
+    standing for ``/host/key``, user macros left as they are."""
+    hosts = {str(h["hostid"]): str(h["host"]) for h in trigger["hosts"]}
+    items = {str(i["itemid"]): i for i in trigger["items"]}
+    functions = {str(f["functionid"]): f for f in trigger["functions"]}
+
+    def function(match: re.Match[str]) -> str:
+        f = functions.get(match.group(1))
+        if f is None:
+            return match.group()
+        item = items[str(f["itemid"])]
+        query = f"/{hosts.get(str(item['hostid']), '?')}/{item['key_']}"
+        return f"{f['function']}({str(f['parameter']).replace('$', query, 1)})"
+
+    return re.sub(r"\{(\d+)\}", function, text)
 
 
 def _canonical_map(m: Mapping[str, Any]) -> dict[str, Any]:
@@ -397,7 +458,7 @@ def reconcile_map(api: Any, topo: Topology, fmt: str, *, apply: bool) -> list[st
     doc = topology.without_triggers(doc, missing)
     want = doc["zabbix_export"]["maps"][0]
     out = [
-        f"map {want['name']!r}: trigger not in Zabbix yet (discovered at the first poll): "
+        f"map {want['name']!r}: trigger not in Zabbix yet (discovered at the next poll): "
         f"{t['description']} on {', '.join(sorted(_hosts_of(t['expression'])))}"
         for t in missing
     ]

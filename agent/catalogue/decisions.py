@@ -17,7 +17,9 @@ How the table stays true, and what a new trigger must respect:
   (``Trigger.per_change``) and resolves by itself ``{$KYOTEN.CHANGE.HOLD}`` later;
 * no trigger of a discovered entity can be left open when the entity changes role or goes
   away: its items read a value that resolves it (``Metric.missing``), or it is guarded by an
-  item that does (``expected``, ``present``).
+  item that does (``expected``, ``present``, the ``status`` of a Pgpool backend or a Zabbix
+  HA node, which reads *Removed* once Pgpool or ha_node no longer reports it). The LLD rules
+  keep a lost entity enabled until their lifetime deletes it, so that value arrives.
 """
 
 from __future__ import annotations

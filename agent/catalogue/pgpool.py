@@ -58,6 +58,10 @@ DRIFT_WINDOW = Macro(
     "A live backend held down this long is drift (not the moment of a failover).",
 )
 
+REMOVED = "6"
+"""The status a backend's item reads once Pgpool no longer reports the backend (removed from
+pgpool.conf): set by the template, never by the collector. Every trigger of the backend is
+false on it, so a problem open on a backend that goes away resolves."""
 STATUS_MAP = ValueMap(
     "kyoten Pgpool backend status",
     (
@@ -67,6 +71,7 @@ STATUS_MAP = ValueMap(
         ("3", "Down"),
         ("4", "Quarantine"),
         ("5", "Unknown"),
+        (REMOVED, "Removed"),
     ),
     # the status column of SHOW POOL_NODES ('Status Name' of pcp_node_info), lower-cased
     words=(("unused", "0"), ("waiting", "1"), ("up", "2"), ("down", "3"), ("quarantine", "4")),
@@ -107,13 +112,18 @@ _DOWN = "pgpool.backend_down"
 _REFUSED = "pgpool.sql_refused"
 _EXHAUSTED = "pgpool.children_exhausted"
 _WHERE = "Node {#NODE} at {#BACKEND}"
+_REPORTED = f"last(ITEM(status))<>{REMOVED}"
+"""The guard of every backend trigger that does not read the status itself: false once the
+backend's row is gone, so its problem resolves instead of keeping its last values forever."""
 
 BACKENDS = Discovery(
     "backends",
     "Backend discovery",
     "kyoten.pgpool.backends",
     "Backends configured in this Pgpool-II (SHOW POOL_NODES, or pcp_node_info when Pgpool "
-    "refuses SQL).",
+    "refuses SQL). A backend Pgpool no longer reports (removed from pgpool.conf) stays until "
+    "the rule's lifetime deletes it, with the status Removed: every trigger of the backend "
+    "resolves on it.",
     (("{#NODE}", "node_id"), ("{#BACKEND}", "backend"), ("{#NAME}", "name")),
     metrics=(
         Metric(
@@ -140,9 +150,11 @@ BACKENDS = Discovery(
             "Backend [{#NAME}]: Pgpool status",
             ValueType.UNSIGNED,
             "Pgpool's own belief: 2 up, 1 up without clients yet (waiting, normal), "
-            "3 down, 4 quarantine, 0 unused, 5 unknown.",
+            f"3 down, 4 quarantine, 0 unused, 5 unknown; {REMOVED} removed (set by the template "
+            "once Pgpool no longer reports the backend, e.g. removed from pgpool.conf).",
             valuemap=STATUS_MAP.name,
             heartbeat="1h",
+            missing=REMOVED,
             triggers=(
                 Trigger(
                     _DOWN,
@@ -152,7 +164,8 @@ BACKENDS = Discovery(
                     "Pgpool detached this backend (down or quarantine): it sends no queries "
                     "there until it is re-attached (pcp_attach_node or auto_failback). A "
                     "symptom when the server itself is down (the cross-site host leads) or held "
-                    "down while alive (the 'holds live backend' problem leads).",
+                    "down while alive (the 'holds live backend' problem leads). Resolves when "
+                    "it is attached again, or when Pgpool no longer reports it (status Removed).",
                     opdata=f"{{ITEM.LASTVALUE1}}; {_WHERE}",
                     depends_on=(_NODATA,),
                 ),
@@ -182,13 +195,14 @@ BACKENDS = Discovery(
                 Trigger(
                     "pgpool.drift",
                     f"{T}: holds live backend {{#NAME}} down",
-                    "min(ITEM(drift),{$PGPOOL.DRIFT.WINDOW})=1",
+                    f"min(ITEM(drift),{{$PGPOOL.DRIFT.WINDOW}})=1 and {_REPORTED}",
                     Severity.HIGH,
                     "PostgreSQL answers but Pgpool will not use it (a stale pgpool_status after "
                     "a restart, or a failover never reverted). If it is the primary, writes "
                     "through this Pgpool fail. Fix: check that it is not a stale former primary "
                     "(that one must be rebuilt as a standby first), then pcp_attach_node -n "
-                    "{#NODE}. Resolves when Pgpool uses the backend again.",
+                    "{#NODE}. Resolves when Pgpool uses the backend again, or no longer "
+                    "reports it (removed from pgpool.conf: status Removed).",
                     opdata=_WHERE,
                     depends_on=(_NODATA,),
                 ),
@@ -229,11 +243,13 @@ BACKENDS = Discovery(
                 Trigger(
                     "pgpool.delay",
                     f"{T}: backend {{#NAME}} delay over {{$PGPOOL.DELAY.BYTES.MAX.WARN}}",
-                    "min(ITEM(delay_bytes),5m)>{$PGPOOL.DELAY.BYTES.MAX.WARN}",
+                    f"min(ITEM(delay_bytes),5m)>{{$PGPOOL.DELAY.BYTES.MAX.WARN}} and {_REPORTED}",
                     Severity.WARNING,
                     "Pgpool sees this standby behind; past delay_threshold it stops load "
-                    "balancing to it.",
-                    recovery="max(ITEM(delay_bytes),5m)<={$PGPOOL.DELAY.BYTES.MAX.WARN}",
+                    "balancing to it. Resolves when the delay stays under the threshold for 5m, "
+                    "or at once when Pgpool no longer reports the backend.",
+                    recovery="max(ITEM(delay_bytes),5m)<={$PGPOOL.DELAY.BYTES.MAX.WARN} or "
+                    f"last(ITEM(status))={REMOVED}",
                     depends_on=(_DOWN,),
                     scope="performance",
                 ),
@@ -288,10 +304,11 @@ BACKENDS = Discovery(
                 Trigger(
                     "pgpool.hc_failing",
                     f"{T}: health checks of backend {{#NAME}} are failing",
-                    "change(ITEM(hc_fail))>0",
+                    f"change(ITEM(hc_fail))>0 and {_REPORTED}",
                     Severity.AVERAGE,
                     "Health checks failed since the previous poll; repeated failures make "
-                    "Pgpool detach the backend.",
+                    "Pgpool detach the backend. Resolves at the first poll without a new "
+                    "failure, or when Pgpool no longer reports the backend.",
                     depends_on=(_DOWN,),
                 ),
             ),

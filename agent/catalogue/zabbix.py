@@ -32,9 +32,19 @@ LASTACCESS = Macro(
     "update it every 5 s).",
 )
 
+REMOVED = "4"
+"""The status a node's item reads once its row has left ha_node (zabbix_server -R
+ha_remove_node, or the old name of a renamed node): set by the template, never stored by Zabbix
+(whose own codes are 0-3). Its triggers resolve on it, and the change event says 'Removed'."""
 NODE_STATUS = ValueMap(
     "kyoten Zabbix HA node status",
-    (("0", "Standby"), ("1", "Stopped"), ("2", "Unavailable"), ("3", "Active")),
+    (
+        ("0", "Standby"),
+        ("1", "Stopped"),
+        ("2", "Unavailable"),
+        ("3", "Active"),
+        (REMOVED, "Removed"),
+    ),
     # ha_node.status is already the code; these are the Zabbix server's names for them
     words=(("standby", "0"), ("stopped", "1"), ("unavailable", "2"), ("active", "3")),
 )
@@ -43,8 +53,12 @@ NODES = Discovery(
     "nodes",
     "HA node discovery",
     "kyoten.zabbix.ha.nodes",
-    "Zabbix server HA nodes registered in ha_node.",
-    (("{#NODE.ID}", "id"), ("{#NODE.NAME}", "name")),
+    "Zabbix server HA nodes registered in ha_node. A node that leaves it (ha_remove_node, "
+    "or a rename) stays until the rule's lifetime deletes it, with the status Removed: every "
+    "trigger of the node resolves on it.",
+    # the name identifies a node (unique in ha_node): kyoten.toml's sites know it, so the map
+    # can name a node's own items, and its tag reads the name, not the generated ha_nodeid
+    (("{#NODE.NAME}", "name"), ("{#NODE.ID}", "id")),
     metrics=(
         Metric("id", "HA node [{#NODE.NAME}]: Id", ValueType.CHAR, "ha_nodeid.", item=False),
         Metric("name", "HA node [{#NODE.NAME}]: Name", ValueType.CHAR, "HANodeName.", item=False),
@@ -59,9 +73,11 @@ NODES = Discovery(
             "status",
             "HA node [{#NODE.NAME}]: Status",
             ValueType.UNSIGNED,
-            "0 standby, 1 stopped, 2 unavailable, 3 active.",
+            f"0 standby, 1 stopped, 2 unavailable, 3 active; {REMOVED} removed (set by the "
+            "template once the node's row has left ha_node).",
             valuemap=NODE_STATUS.name,
             heartbeat=CHANGE_HOLD.name,
+            missing=REMOVED,
             triggers=(
                 Trigger(
                     "zbx.node_unavailable",
@@ -70,16 +86,18 @@ NODES = Discovery(
                     Severity.AVERAGE,
                     "The node stopped updating ha_node: it cannot take over if the active node "
                     "fails. Fix: start its zabbix_server (its log says why it stopped) and check "
-                    "that it reaches the database through its site's Pgpool.",
+                    "that it reaches the database through its site's Pgpool. Resolves when it "
+                    "runs again, or when it is removed from the cluster (ha_remove_node).",
                 ),
                 Trigger(
                     "zbx.node_changed",
                     "Zabbix HA node [{#NODE.NAME}] changed state",
                     "last(ITEM(status),#1)<>last(ITEM(status),#2)",
                     Severity.INFO,
-                    "The node changed state (failover, restart or stop); the event's name has "
-                    "the new state. Every change opens an event of its own; each "
-                    "resolves {$KYOTEN.CHANGE.HOLD} after the last change, or when closed by hand.",
+                    "The node changed state (failover, restart or stop, or Removed: its row "
+                    "left ha_node); the event's name has the new state. Every change opens an "
+                    "event of its own; each resolves {$KYOTEN.CHANGE.HOLD} after the last change, "
+                    "or when closed by hand.",
                     opdata="Now: {ITEM.LASTVALUE1}",
                     manual_close=True,
                     scope="notice",
@@ -99,9 +117,10 @@ NODES = Discovery(
                     "zbx.node_stale",
                     "Zabbix HA node [{#NODE.NAME}] silent for over {$ZBX.HA.LASTACCESS.MAX.WARN} s",
                     "min(ITEM(lastaccess_age),2m)>{$ZBX.HA.LASTACCESS.MAX.WARN} and "
-                    "last(ITEM(status))<>1",
+                    f"last(ITEM(status))<>1 and last(ITEM(status))<>{REMOVED}",
                     Severity.WARNING,
-                    "A running node stopped touching the database.",
+                    "A running node stopped touching the database. Resolves when it does again, "
+                    "or when it is stopped or removed from the cluster.",
                     depends_on=("zbx.node_unavailable",),
                 ),
             ),

@@ -54,6 +54,9 @@ VENDOR = {"name": "kyoten", "version": "7.0-1"}
 """``vendor`` block of native 7.0 templates (not part of the 6.0 schema)."""
 
 MEDIA_TYPE_FILE = "mediatype_kyoten_bridge.yaml"
+#: A dependent trigger's tag naming its master's problem; the bridge groups by it
+#: (kyoten.alerting.grouping.DEPENDS_TAG, the same word: tests/templates check both).
+DEPENDS_TAG = "depends_on"
 
 _ITEM_REF = re.compile(r"ITEM\(([a-z0-9_]+)\)")
 _PALETTE = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC", "AC8C14", "611F27")
@@ -134,7 +137,14 @@ class _RenderedTrigger:
     discovery: Discovery | None
 
 
-def _trigger_node(trigger: Trigger, scope: _Scope) -> Node:
+def _trigger_node(trigger: Trigger, scope: _Scope, target: str | None = None) -> Node:
+    """A trigger (prototype); ``target`` is the family's target macro, tagged on the trigger.
+
+    The target's name is a trigger tag, not an item tag: the server resolves user macros in
+    both when it makes an event's tags, but the frontends show an item's tags as stored
+    (Latest data would read the macro itself), while the NOC meets trigger tags on events
+    only, resolved.
+    """
     where = f"trigger {trigger.uid}"
     node: Node = {
         "uuid": stable_uuid(scope.template, "trigger", trigger.uid),
@@ -154,17 +164,21 @@ def _trigger_node(trigger: Trigger, scope: _Scope) -> Node:
         node["type"] = "MULTIPLE"
     if trigger.manual_close:
         node["manual_close"] = "YES"
-    node["tags"] = [{"tag": "scope", "value": trigger.scope}]
+    tags: list[Node] = [{"tag": "scope", "value": trigger.scope}]
     if trigger.manual_close:
         # Zabbix has no macro for "Allow manual close": the bridge's media type passes this
         # tag (kyoten.alerting.mediatype.MANUAL_CLOSE_TAG), and Slack then offers "Close".
-        node["tags"].insert(0, {"tag": "manual_close", "value": "yes"})  # exporter's order
+        tags.append({"tag": "manual_close", "value": "yes"})
+    if target is not None:
+        tags.append({"tag": "target", "value": target})
+    node["tags"] = _sorted_tags(tags)  # the exporter's order
     return node
 
 
 def _all_triggers(family: Family) -> dict[str, _RenderedTrigger]:
     """Every trigger of a family by uid, dependencies not yet attached."""
     out: dict[str, _RenderedTrigger] = {}
+    target = family.params[0].macro.name if family.params else None
     scopes: list[tuple[Discovery | None, tuple[Metric, ...]]] = [(None, family.metrics)]
     scopes += [(d, d.metrics) for d in family.discoveries]
     for discovery, metrics in scopes:
@@ -173,7 +187,8 @@ def _all_triggers(family: Family) -> dict[str, _RenderedTrigger]:
             for trigger in metric.triggers:
                 if trigger.uid in out:
                     raise ValueError(f"{family.template}: trigger uid {trigger.uid} is repeated")
-                out[trigger.uid] = _RenderedTrigger(_trigger_node(trigger, scope), discovery)
+                node = _trigger_node(trigger, scope, target)
+                out[trigger.uid] = _RenderedTrigger(node, discovery)
     return out
 
 
@@ -187,6 +202,7 @@ def _with_dependencies(
     """
     node = dict(rendered[trigger.uid].node)
     deps: list[Node] = []
+    masters: list[str] = []
     for uid in trigger.depends_on:
         if uid not in rendered:
             raise ValueError(f"trigger {trigger.uid} depends on unknown trigger {uid}")
@@ -199,10 +215,16 @@ def _with_dependencies(
         if "recovery_expression" in target.node:
             dep["recovery_expression"] = target.node["recovery_expression"]
         deps.append(dep)
+        masters.append(str(target.node.get("event_name") or target.node["name"]))
     if deps:
         tags = node.pop("tags")
         node["dependencies"] = deps
-        node["tags"] = tags
+        # Zabbix holds a dependent's problem back while its master is open, but not when the
+        # symptom fired first: the tag tells the bridge which incident it belongs to
+        # (kyoten.alerting.grouping.DEPENDS_TAG). Masters' names use user and LLD macros only,
+        # which Zabbix resolves in event tags as in event names, so the two compare equal.
+        tags += [{"tag": DEPENDS_TAG, "value": name} for name in masters]
+        node["tags"] = _sorted_tags(tags)
     return node
 
 
@@ -238,7 +260,9 @@ def _json_path(metric: Metric, discovery: Discovery | None) -> str:
 
 
 def _sorted_tags(tags: Iterable[Node]) -> list[Node]:
-    return sorted(tags, key=lambda t: (str(t["tag"]), str(t["value"])))
+    """Tags in the exporter's order: by name, then value, each by ``strnatcasecmp`` (two
+    ``depends_on`` tags of one trigger: "more than one …" before "Pgpool-II …")."""
+    return sorted(tags, key=lambda t: (_natural(str(t["tag"])), _natural(str(t["value"]))))
 
 
 def _entity_tag(discovery: Discovery) -> Node:
@@ -291,8 +315,7 @@ def _dependent_item(
     tags: list[Node] = [{"tag": "component", "value": family.component}]
     if discovery:
         tags.append(_entity_tag(discovery))
-    if family.params:  # the target's name in kyoten.toml, resolved per host
-        tags.append({"tag": "target", "value": family.params[0].macro.name})
+    # no tag from a user macro (the target's): Latest data would show the macro, unresolved
     node["tags"] = _sorted_tags(tags)
     own = [t for t in metric.triggers if _fields_of(t) <= {metric.field}]
     if own:
@@ -343,8 +366,15 @@ def _graphs(family: Family, metrics: tuple[Metric, ...], discovery: Discovery | 
 
 
 def _discovery_rule(
-    family: Family, discovery: Discovery, rendered: Mapping[str, _RenderedTrigger]
+    family: Family, discovery: Discovery, rendered: Mapping[str, _RenderedTrigger], version: str
 ) -> Node:
+    """An LLD rule; its lost entities stay enabled until the rule's lifetime deletes them.
+
+    A row that leaves the JSON resolves its triggers through the ``missing`` values its items
+    then read, which only an enabled item can read. 6.0 never disables a lost entity, nor
+    does a 6.0 file imported into 7.0; a native 7.0 rule would disable it at once (the 7.0
+    default), leaving its problems open, so it says ``DISABLE_NEVER``.
+    """
     node: Node = {
         "uuid": stable_uuid(family.template, "discovery", discovery.key),
         "name": discovery.name,
@@ -363,6 +393,8 @@ def _discovery_rule(
                 }
             ],
         }
+    if version != "6.0":  # the exporter's place for it: after the filter
+        node["enabled_lifetime_type"] = "DISABLE_NEVER"
     node["item_prototypes"] = [
         _dependent_item(family, m, discovery, rendered) for m in discovery.metrics if m.item
     ]
@@ -584,7 +616,7 @@ def template_export(family: Family, version: str) -> Node:
     items = [_master_item(family, version)]
     items += [_dependent_item(family, m, None, rendered) for m in family.metrics if m.item]
     graphs = _graphs(family, family.metrics, None)
-    rules = [_discovery_rule(family, d, rendered) for d in family.discoveries]
+    rules = [_discovery_rule(family, d, rendered, version) for d in family.discoveries]
     prototypes = [g for r in rules for g in r.get("graph_prototypes", [])]
     template: Node = {
         "uuid": stable_uuid(tpl, "template"),

@@ -14,7 +14,7 @@ import`` sends all of it to Zabbix (:mod:`kyoten.shell.zabbix_wiring`).
   its backends (in the order of ``backends``), each coloured by the triggers that concern it
   (a WAL receiver that stopped turns the replication link red, a Pgpool holding a live
   backend down turns its link amber); element labels read role, receiver, lag, each Pgpool's
-  view of every backend and the active HA node from the items' latest values.
+  view of every backend and each Zabbix node's own HA state from the items' latest values.
 * :func:`noc_widgets` — the widgets of the global "kyoten NOC" dashboard for Zabbix 6.0 or
   7.0, with references (host and item key, host and graph name, map name) that the importer
   resolves to ids.
@@ -74,6 +74,17 @@ class PlannedHost:
     site: str
     template: str
     macros: tuple[tuple[str, str], ...]
+
+    @property
+    def tags(self) -> tuple[tuple[str, str], ...]:
+        """Host tags naming the target and its site, literally.
+
+        An item tag cannot: a template's item tag could only name the target through the
+        target macro, and the frontends show item tags unresolved (Latest data would read
+        ``{$KYOTEN.PG.TARGET}``). Host tags also reach every event of the host, so rules
+        may route on ``site``. The aggregate host belongs to no target and no site.
+        """
+        return tuple((k, v) for k, v in (("site", self.site), ("target", self.target)) if v)
 
 
 @dataclass(frozen=True)
@@ -177,7 +188,8 @@ def _metric_key(family: Family, field_name: str, discovery: Discovery | None = N
 
 def item_key(kind: str, field_name: str, element: str | None = None) -> str:
     """Key of the item of ``field_name`` on a host of ``kind``; ``element`` picks the item of
-    a discovered entity (the LLD id: a standby's application_name, a backend's node id)."""
+    a discovered entity (the LLD id: a standby's application_name, a backend's node id, a
+    Zabbix HA node's name)."""
     family = _KIND_FAMILY[kind]
     if element is None:
         return _metric_key(family, field_name)
@@ -334,10 +346,12 @@ def _pgpool_label(topo: Topology, h: PlannedHost) -> str:
 
 
 def _zabbix_label(node: str, host: str) -> str:
+    """The node's own HA state (Active, Standby, Stopped …), from its discovered item: which
+    node is active shows as one element reading Active, not as a name repeated on both."""
     return "\n".join(
         (
             f"Zabbix server {node}",
-            f"active node: {_last(host, item_key('zabbix', 'active_node'))}",
+            f"HA state: {_last(host, item_key('zabbix', 'status', node))}",
         )
     )
 

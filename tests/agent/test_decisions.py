@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from kyoten.agent.catalogue import FAMILIES
+from kyoten.agent.catalogue import FAMILIES, pgpool, zabbix
 from kyoten.agent.catalogue.common import CHANGE_HOLD
 from kyoten.agent.catalogue.decisions import STATES, depends_on, triggers_by_uid
 from kyoten.agent.catalogue.model import Discovery, Metric, Severity, State, Trigger
@@ -22,8 +22,6 @@ INDEX = triggers_by_uid()
 HIGH = (Severity.HIGH, Severity.DISASTER)
 #: states whose lead is only a warning: nothing is broken yet (lag), or it is over (HA failover)
 WARNING_LEADS = {"lag", "zabbix-failover"}
-#: LLD rules whose rows come and go with a server's role or life (not with configuration)
-ROLE_BOUND = {"standbys", "slots", "servers"}
 _CHANGE = re.compile(r"last\(ITEM\((\w+)\),#1\)<>last\(ITEM\(\1\),#2\)")
 
 
@@ -78,20 +76,58 @@ def test_change_events_open_one_event_per_change_and_resolve_by_themselves() -> 
     assert changes == 6  # role, timeline, Pgpool primary, cross-site primary, HA active, HA node
 
 
-def test_no_role_bound_trigger_can_be_left_open() -> None:
+def test_no_discovered_trigger_can_be_left_open() -> None:
     """A row that leaves the JSON (a dropped slot, a server that turned standby, a target
-    removed from kyoten.toml) must give its triggers a value that resolves them: some item
-    of every trigger reads its ``missing`` value then, and no item of such a rule turns
-    'not supported' (which would leave the trigger unknown, its problem open)."""
+    removed from kyoten.toml, a backend removed from pgpool.conf, a node removed from ha_node)
+    must give its triggers a value that resolves them: some item of every trigger reads its
+    ``missing`` value then, and no item of such a rule turns 'not supported' (which would
+    leave the trigger unknown, its problem open)."""
     for fam in FAMILIES:
         for d in fam.discoveries:
-            if d.field not in ROLE_BOUND:
-                continue
             by_field = {m.field: m for m in d.metrics}
             for m in d.metrics:
                 for t in m.triggers:
                     used = set(re.findall(r"ITEM\((\w+)\)", t.expression))
                     assert any(by_field[f].missing is not None for f in used), t.uid
+
+
+def _on_status(part: str, code: str) -> bool | None:
+    """``part`` of an expression evaluated with the status item reading ``code``; None when
+    it reads any other item (its value is then not known here)."""
+    text = part.replace("last(ITEM(status))", code)
+    if "(" in text:
+        return None
+    text = re.sub(r"(?<![<>!=])=", "==", text.replace("<>", "!="))
+    return bool(eval(text, {"__builtins__": {}}))  # digits and comparisons only
+
+
+@pytest.mark.parametrize(
+    ("rule", "removed"),
+    [(pgpool.BACKENDS, pgpool.REMOVED), (zabbix.NODES, zabbix.REMOVED)],
+    ids=["backends", "nodes"],
+)
+def test_a_backend_or_node_that_leaves_its_report_resolves_every_trigger(
+    rule: Discovery, removed: str
+) -> None:
+    """Once Pgpool (or ha_node) no longer reports a row, its status item reads Removed, the
+    template's ``missing`` value: every trigger of the row is false on it (a conjunct that
+    reads only the status is false) and every recovery expression true, whatever the row's
+    other items last read. The change event that Removed opens resolves by the status's
+    heartbeat, as every change event does."""
+    (status,) = [m for m in rule.metrics if m.field == "status"]
+    assert status.missing == removed and status.heartbeat
+    triggers = [t for m in rule.metrics for t in m.triggers]
+    assert triggers
+    for t in triggers:
+        if t.per_change:
+            found = _CHANGE.search(t.expression)
+            assert found is not None and found.group(1) == "status", t.uid
+            continue
+        parts = t.expression.split(" and ")
+        assert any(_on_status(p, removed) is False for p in parts), t.uid
+        if t.recovery:
+            parts = t.recovery.split(" or ")
+            assert any(_on_status(p, removed) is True for p in parts), t.uid
 
 
 def test_a_split_brain_raises_no_high_standby_missing() -> None:

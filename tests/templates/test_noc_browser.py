@@ -336,6 +336,45 @@ def test_import_wires_zabbix_and_a_second_run_is_a_no_op(
         assert BRIDGE_TOKEN not in out  # (the lab's admin password is the word "zabbix")
 
 
+@pytest.mark.parametrize("version", ["6.0", "7.0"])
+def test_item_tags_of_wired_hosts_hold_names_not_macros(
+    wired: dict[str, Wired], noc_config: Path, version: str
+) -> None:
+    """Latest data shows an item's tags as item.get returns them: neither frontend resolves a
+    user macro there (the server does only when it copies item tags onto an event), while LLD
+    macros are replaced when an item is discovered. So every tag value of every item of the
+    wired hosts, plain and discovered, must already be the name an operator reads."""
+    api = wired[version].api()
+    topo = topology.plan(load_config(str(noc_config)), PREFIX)
+    hosts = api.host.get(
+        filter={"host": [h.name for h in topo.hosts]}, output=["host"], selectTags=["tag", "value"]
+    )
+    assert len(hosts) == len(topo.hosts)
+    items = api.item.get(
+        hostids=[h["hostid"] for h in hosts],
+        output=["key_", "flags"],
+        selectHosts=["host"],
+        selectTags=["tag", "value"],
+    )
+    discovered = [i for i in items if str(i["flags"]) == "4"]
+    assert len(items) > 100 and len(discovered) > 10
+    unresolved = sorted(
+        f"{i['hosts'][0]['host']} {i['key_']}: {t['tag']}={t['value']}"
+        for i in items
+        for t in i["tags"]
+        if "{$" in t["value"] or "{#" in t["value"]
+    )
+    assert not unresolved, unresolved[:5]
+    tags = {(i["hosts"][0]["host"], i["key_"]): i["tags"] for i in items}
+    standby = tags[(f"{PREFIX}site-a", 'kyoten.pg.standbys.connected["site-b"]')]
+    assert {"tag": "standby", "value": "site-b"} in standby
+    # the target and its site are the host's own tags, literal, set by the wiring
+    site_b = next(h for h in hosts if h["host"] == f"{PREFIX}site-b")
+    assert {("target", "site-b"), ("site", "site-b")} <= {
+        (t["tag"], t["value"]) for t in site_b["tags"]
+    }
+
+
 def test_check_reports_drift_and_the_next_run_repairs_it(
     wired: dict[str, Wired], admin_password_file: Path, capsys: Any
 ) -> None:
@@ -346,15 +385,27 @@ def test_check_reports_drift_and_the_next_run_repairs_it(
     )
     (macro,) = [m for m in host["macros"] if m["macro"] == "{$KYOTEN.PG.TARGET}"]
     api.usermacro.update(hostmacroid=macro["hostmacroid"], value="wrong")
+    # the host's tags replaced by someone: theirs stay, the target's and site's come back
+    api.host.update(
+        hostid=host["hostid"],
+        tags=[{"tag": "site", "value": "wrong"}, {"tag": "rack", "value": "7"}],
+    )
     api.map.update(sysmapid=w.map_id(), width=300)
     rc, text = w.run(capsys, admin_password_file, "--check")
     assert rc == 6, text
     assert "{$KYOTEN.PG.TARGET} is 'wrong', want 'site-b'" in text
+    assert "tag site is 'wrong', want 'site-b'" in text and "tag target is missing" in text
     assert f"map '{topology.MAP_NAME}'" in text and "width" in text
     rc, text = w.run(capsys, admin_password_file)
     assert rc == 0 and "fixed host 'noc-site-b'" in text and "imported map" in text, text
     rc, text = w.run(capsys, admin_password_file, "--check")
     assert rc == 0, text
+    (host,) = api.host.get(hostids=[host["hostid"]], output=["hostid"], selectTags=["tag", "value"])
+    assert sorted((t["tag"], t["value"]) for t in host["tags"]) == [
+        ("rack", "7"),
+        ("site", "site-b"),
+        ("target", "site-b"),
+    ]
 
 
 @pytest.mark.parametrize("version", ["6.0", "7.0"])
@@ -378,7 +429,10 @@ def test_noc_dashboard_and_map_show_both_sites_without_errors(
     assert "Streaming (1)" in "\n".join(texts)
 
     b.open(f"zabbix.php?action=map.view&sysmapid={w.map_id()}")
-    wait_for_map(b, "Streaming (1)")
+    # each Zabbix node reads its own state: the lab's one HA node (site-a) is active, and
+    # site-b's element has no node of that name to read
+    texts = wait_for_map(b, "Streaming (1)", "HA state: Active (3)")
+    assert "\n".join(texts).count("Active (3)") == 1, texts
     b.shot("map-calm")
     assert not b.errors(), b.errors()
     assert b.replication_link() == topology.GREEN
@@ -399,6 +453,16 @@ def test_a_stopped_receiver_turns_the_replication_link_red(
     try:
         for version, api in apis.items():
             wait_until(lambda api=api: receiver_problem(api, True), f"{version}: receiver", 150)
+            # the event names the target and its site: the trigger's target tag (a user
+            # macro, resolved by the server) and the host's tags, which the wiring set
+            (host,) = api.host.get(filter={"host": f"{PREFIX}site-b"}, output=["hostid"])
+            problems = api.problem.get(
+                hostids=[host["hostid"]], output=["name"], selectTags=["tag", "value"]
+            )
+            (tags,) = [p["tags"] for p in problems if RECEIVER_DOWN in p["name"]]
+            assert {("target", "site-b"), ("site", "site-b"), ("scope", "availability")} <= {
+                (t["tag"], t["value"]) for t in tags
+            }, tags
         for version, b in browsers.items():
             b.open(f"zabbix.php?action=map.view&sysmapid={wired[version].map_id()}")
             texts = wait_for_map(b, "Stopped (0)")

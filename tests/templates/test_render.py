@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kyoten.agent.catalogue import FAMILIES
+from kyoten.agent.catalogue import FAMILIES, pgpool, zabbix
 from kyoten.agent.catalogue.model import Family
 from kyoten.agent.export import templates as tpl
 from kyoten.shell.export import rendered_templates
@@ -156,6 +156,28 @@ def test_trigger_expressions_and_dependencies_resolve(family: Family) -> None:
             assert (dep["name"], dep["expression"]) in known, (tr["name"], dep)
 
 
+@pytest.mark.parametrize("version", tpl.VERSIONS)
+def test_each_dependency_is_also_a_tag_the_bridge_groups_by(version: str) -> None:
+    """Zabbix suppresses a dependent problem only when its master fired first; for the other
+    order the bridge needs the master's problem name on the event, as a tag it knows."""
+    from kyoten.alerting.grouping import DEPENDS_TAG
+
+    assert tpl.DEPENDS_TAG == DEPENDS_TAG
+    triggers = [
+        tr
+        for name, doc in DOCS.items()
+        if name.startswith(version)
+        for tr in dicts(doc)
+        if "expression" in tr and "uuid" in tr
+    ]
+    dependent = [tr for tr in triggers if tr.get("dependencies")]
+    assert len(dependent) >= 5
+    for tr in triggers:
+        tagged = [t["value"] for t in tr["tags"] if t["tag"] == DEPENDS_TAG]
+        assert sorted(tagged) == sorted(d["name"] for d in tr.get("dependencies", [])), tr["name"]
+        assert all("{?" not in v and "{ITEM." not in v for v in tagged)  # resolvable in tags
+
+
 def test_the_issue_s_root_cause_dependencies_exist() -> None:
     """Lag pages once: it depends on the receiver being down; backend down on Pgpool nodata."""
     by_name = {
@@ -174,6 +196,28 @@ def test_the_issue_s_root_cause_dependencies_exist() -> None:
     ]
 
 
+def test_item_tags_are_literal_and_events_still_name_the_target() -> None:
+    """Latest data shows item tags unresolved, so none takes its value from a user macro; the
+    target's name is a trigger tag instead, which the server resolves on every event."""
+    for name, doc in DOCS.items():
+        for template in doc["zabbix_export"].get("templates", []):
+            items = list(template.get("items", []))
+            for rule in template.get("discovery_rules", []):
+                items += rule["item_prototypes"]
+            for item in items:
+                for tag in item.get("tags", []):
+                    assert "{$" not in tag["value"], (name, item["key"], tag)
+    for family in FAMILIES:
+        if not family.params:
+            continue
+        want = {"tag": "target", "value": family.params[0].macro.name}
+        doc = tpl.template_export(family, "6.0")["zabbix_export"]
+        triggers = [tr for tr in dicts(doc) if "expression" in tr and "uuid" in tr]
+        assert triggers, family.template
+        for tr in triggers:
+            assert want in tr["tags"], (family.template, tr["name"])
+
+
 def test_format_specific_keys() -> None:
     """A 7.0 key in a 6.0 file (or the reverse) is an 'unexpected tag' import error."""
     for name, doc in DOCS.items():
@@ -187,6 +231,28 @@ def test_format_specific_keys() -> None:
         else:
             assert export["version"] == "7.0" and "template_groups" in export
             assert "groups" not in export and export["templates"][0]["vendor"]["name"] == "kyoten"
+
+
+@pytest.mark.parametrize("version", tpl.VERSIONS)
+def test_lost_entities_stay_enabled_and_read_their_missing_values(version: str) -> None:
+    """A vanished backend or HA node resolves its triggers through the status its item then
+    reads (CUSTOM_VALUE), which only an enabled item can read: 7.0 disables a lost entity at
+    once unless the rule says otherwise; 6.0 has no such field (it never disables one)."""
+    for family in FAMILIES:
+        for rule in template_doc(family, version)["templates"][0].get("discovery_rules", []):
+            if version == "6.0":
+                assert "enabled_lifetime_type" not in rule
+            else:
+                assert rule["enabled_lifetime_type"] == "DISABLE_NEVER", rule["key"]
+    for family, removed in ((pgpool.FAMILY, pgpool.REMOVED), (zabbix.FAMILY, zabbix.REMOVED)):
+        template = template_doc(family, version)["templates"][0]
+        (rule,) = template["discovery_rules"]
+        key = f"{rule['key']}.status["
+        (status,) = [i for i in rule["item_prototypes"] if i["key"].startswith(key)]
+        first = status["preprocessing"][0]
+        assert (first["error_handler"], first["error_handler_params"]) == ("CUSTOM_VALUE", removed)
+        (vm,) = [v for v in template["valuemaps"] if v["name"] == status["valuemap"]["name"]]
+        assert {"value": removed, "newvalue": "Removed"} in vm["mappings"]
 
 
 def test_graph_prototypes_for_lag_per_standby_and_per_backend() -> None:

@@ -144,6 +144,7 @@ def test_discovered_trigger_is_the_prototype_with_the_lld_values() -> None:
     doc = tpl.template_export(pgpool.FAMILY, "6.0")["zabbix_export"]
     (rule,) = doc["templates"][0]["discovery_rules"]
     protos = [t for i in rule["item_prototypes"] for t in i.get("trigger_prototypes", [])]
+    protos += rule.get("trigger_prototypes", [])  # those over several items of the rule
     (proto,) = [t for t in protos if "holds live backend" in t["name"]]
     ours = host_trigger("pgpool", "pgpool.drift", "pool-a", {"{#NODE}": "1", "{#NAME}": "site-b"})
     expected = (
@@ -178,8 +179,32 @@ def test_labels_read_items_the_templates_have() -> None:
         assert any(re.sub(r'\["[^"]*"\]', "", k) == generic for k in keys), key
     text = "\n".join(labels)
     # the four questions on the map: role, lag, each Pgpool's view of each backend, HA node
-    for needle in ("in_recovery", "replay_lag_bytes", "backends.status", "ha.active_node"):
+    for needle in ("in_recovery", "replay_lag_bytes", "backends.status", "ha.nodes.status"):
         assert needle in text
+
+
+def test_each_zabbix_node_element_reads_its_own_node_s_state() -> None:
+    """Both sites read the one ha_node table: a label with the cluster's active node would say
+    the same on both elements. Each reads the status item discovered for its own node, also
+    when a node is not named like its site."""
+    m = map_export(plan(config(), "noc-", nodes={"site-b": "zbx-b"}), "6.0")
+    (m,) = m["zabbix_export"]["maps"]
+    labels = {
+        s["elements"][0]["host"]: s["label"]
+        for s in m["selements"]
+        if s["elements"][0]["host"].startswith("noc-zabbix-")
+    }
+    assert set(labels) == {"noc-zabbix-a", "noc-zabbix-b"}
+    for host, node, other in (
+        ("noc-zabbix-a", "site-a", "zbx-b"),
+        ("noc-zabbix-b", "zbx-b", "site-a"),
+    ):
+        label = labels[host]
+        assert label.startswith(f"Zabbix server {node}\n")
+        status = topo_mod.item_key("zabbix", "status", node)
+        assert status == f'kyoten.zabbix.ha.nodes.status["{node}"]'
+        assert f"{{?last(/{host}/{status})}}" in label
+        assert other not in label and "active_node" not in label
 
 
 def test_map_imports_stock_icons_by_name_and_every_scalar_is_a_string() -> None:

@@ -17,6 +17,9 @@ failover of two servers is ``kyoten demo fault zabbix-failover``). Intervals are
 through the templates' macros (FAST below); ``KYOTEN_DECISIONS_DEFAULTS=1`` runs with the
 shipped 1-minute polls and windows instead, and ``KYOTEN_DECISIONS_TIMES=FILE`` appends the
 measured detection and recovery times to FILE (README, *Detection and recovery times*).
+
+Two tests before the rows check that nothing stays open when a discovered row vanishes: a
+backend removed from a Pgpool's configuration, a node removed from ha_node.
 """
 
 from __future__ import annotations
@@ -125,16 +128,20 @@ def matches(lab: Lab, placed: Placed, problem: Problem) -> bool:
     )
 
 
-def ha_rows(active: str, stopped: str = "") -> str:
-    """The fake ha_node: both nodes with a fresh lastaccess, as live nodes have."""
+def ha_rows(active: str, stopped: str = "", unavailable: str = "", removed: str = "") -> str:
+    """The fake ha_node: both nodes (but ``removed``, as after ha_remove_node) with a fresh
+    lastaccess, as live nodes have."""
 
     def status(node: str) -> int:
-        return 3 if node == active else 1 if node == stopped else 0
+        return 3 if node == active else 1 if node == stopped else 2 if node == unavailable else 0
 
+    rows = [
+        f"('ha-{site[-1]}', '{site}', '127.0.0.1', {port}, {status(site)})"
+        for site, port in (("site-a", 10051), ("site-b", 10052))
+        if site != removed
+    ]
     return (
-        "CREATE OR REPLACE VIEW ha_node AS SELECT * FROM (VALUES "
-        f"('ha-a', 'site-a', '127.0.0.1', 10051, {status('site-a')}), "
-        f"('ha-b', 'site-b', '127.0.0.1', 10052, {status('site-b')})) "
+        f"CREATE OR REPLACE VIEW ha_node AS SELECT * FROM (VALUES {', '.join(rows)}) "
         "AS n(ha_nodeid, name, address, port, status) "
         "CROSS JOIN (SELECT extract(epoch FROM now())::int AS lastaccess) t"
     )
@@ -203,7 +210,7 @@ def setup_hosts(lab: Lab, port: int) -> None:
         ("dt-pool-a", 'kyoten.pgpool.backends.status["1"]'),
         ("dt-pool-b", 'kyoten.pgpool.backends.status["0"]'),
         ("dt-cross", 'kyoten.cross.servers.up["site-a"]'),
-        ("dt-zabbix-ha", 'kyoten.zabbix.ha.nodes.status["ha-b"]'),
+        ("dt-zabbix-ha", 'kyoten.zabbix.ha.nodes.status["site-b"]'),
     ]
     for host, key in discovered:
         wait_until(lambda h=host, k=key: item(api, hosts[h], k), f"{key} on {host}", 120)
@@ -252,6 +259,98 @@ def check_row(lab: Lab, state: State, index: dict[str, Placed], before: set[str]
     assert {p.severity for p in leads} == {int(SEVERITY[lead.trigger.severity])}, leads
     strangers = [p for p in new if not any(matches(lab, a, p) for a in allowed)]
     assert strangers == [], f"{state.key}: problems the decision table does not list"
+
+
+def problems_of(lab: Lab, placed: Placed, host: str) -> list[Problem]:
+    return [p for p in lab.problems() if p.host == host and matches(lab, placed, p)]
+
+
+def wait_resolved(lab: Lab, opened: list[Problem], what: str) -> None:
+    """Until each of these events has its recovery event: resolved, not merely gone (a
+    deleted trigger's problem also leaves problem.get, but sends no OK to the bridge)."""
+
+    def resolved() -> bool:
+        found = lab.api.event.get(eventids=[p.eventid for p in opened], output=["r_eventid"])
+        return len(found) == len(opened) and all(e["r_eventid"] != "0" for e in found)
+
+    wait_until(resolved, what, TIMEOUT, 1, show=lambda: (opened, lab.problems()))
+
+
+# The two vanished-row tests run first, on the lab's first roles (node 1 is the standby):
+# removing the last backend of a Pgpool keeps the other one's node id.
+def test_a_backend_removed_from_pgpool_resolves_its_problems(lab: Lab) -> None:
+    """Pgpool holds the standby down (drift, High, and detached); the standby is then removed
+    from pgpool.conf and Pgpool restarted: its row leaves SHOW POOL_NODES, its status reads
+    Removed, and both problems resolve instead of staying open on items that get no value."""
+    index = triggers_by_uid()
+    wait_calm(lab)
+    pool, host = lab.cluster.pool_b, "dt-pool-b"
+    _, standby = lab.faults.roles()
+    node = lab.faults.node_id(pool, standby)
+    assert node == len(pool.backends) - 1, "the standby must be the Pgpool's last node"
+    fault = lab.faults.plan("pgpool-drift")  # holds the standby down on the last Pgpool
+    assert lab.faults.pools[-1] is pool
+    backends = list(pool.backends)
+    fault.inject()
+    placed = [index["pgpool.drift"], index["pgpool.backend_down"]]
+
+    def both_open() -> list[Problem]:
+        found = [problems_of(lab, p, host) for p in placed]
+        return [x for f in found for x in f] if all(found) else []
+
+    try:
+        opened = wait_until(
+            both_open,
+            "drift and detached on the held-down backend",
+            TIMEOUT,
+            1,
+            show=lab.problems,
+        )
+        pool.stop()
+        pool.backends = backends[:node]
+        pool.start()
+        wait_resolved(lab, opened, "the removed backend's problems to resolve")
+    finally:
+        pool.backends = backends
+        fault.repair()  # restarts the Pgpool with every backend, none held down
+    wait_calm(lab)
+
+
+def test_an_ha_node_removed_from_ha_node_resolves_its_problems(lab: Lab) -> None:
+    """A standby node is unavailable, then removed (ha_remove_node): its 'unavailable'
+    problem resolves. The removal itself is a change event ('is now Removed', Information)
+    that resolves {$KYOTEN.CHANGE.HOLD} later, as every change does."""
+    index = triggers_by_uid()
+    wait_calm(lab)
+    host = "dt-zabbix-ha"
+    lab.ha.sql(ha_rows("site-a", unavailable="site-b"), dbname=HA_DB)
+    try:
+        opened = wait_until(
+            lambda: problems_of(lab, index["zbx.node_unavailable"], host),
+            "the unavailable node's problem",
+            TIMEOUT,
+            1,
+            show=lab.problems,
+        )
+        lab.ha.sql(ha_rows("site-a", removed="site-b"), dbname=HA_DB)
+        wait_resolved(lab, opened, "the removed node's problem to resolve")
+        removed = [p for p in lab.problems() if p.host == host and "is now Removed" in p.name]
+        assert removed and {p.severity for p in removed} == {int(SEVERITY[Severity.INFO])}
+    finally:
+        seen = {p.eventid for p in lab.problems()}
+        lab.ha.sql(ha_rows("site-a"), dbname=HA_DB)
+    # the node's return is a change event too: let it open here, not in the next test's row
+    wait_until(
+        lambda: [
+            p
+            for p in lab.problems()
+            if p.eventid not in seen and p.host == host and "[site-b] is now Standby" in p.name
+        ],
+        "the returned node's change event",
+        TIMEOUT,
+        1,
+    )
+    wait_calm(lab)
 
 
 @pytest.mark.parametrize("state", STATES, ids=lambda s: s.key)

@@ -160,10 +160,7 @@ def test_zabbix_ha_template_sees_the_lab_server(
         zabbix60.reload_config()
         active = value_of(api, host, "kyoten.zabbix.ha.nodes_active")
         assert wait_until(active, "active node count", 90) == "1"
-        node_id = db.node.value(
-            "SELECT ha_nodeid FROM ha_node WHERE name = 'site-a'", dbname=db.name
-        )
-        key = f'kyoten.zabbix.ha.nodes.status["{node_id}"]'
+        key = 'kyoten.zabbix.ha.nodes.status["site-a"]'  # per node, by its HANodeName
         wait_until(lambda: item(api, host, key), "HA node site-a discovered", 60)
         zabbix60.reload_config()
         assert wait_until(value_of(api, host, key), "site-a node status", 60) == "3"  # active
