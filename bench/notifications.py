@@ -47,8 +47,11 @@ def restart_bridge(demo: Demo, grouped: bool) -> None:
 
 
 def calm(demo: Demo, timeout: float = 300) -> None:
-    """Wait until no Warning-or-worse problem is open, and 20 s more for late deliveries, so a
-    fault's count holds only its own messages."""
+    """``kyoten demo up`` (it repairs what a fault left behind), then wait until no
+    Warning-or-worse problem is open, and 20 s more for late deliveries."""
+    subprocess.run(
+        [KYOTEN, "demo", "--dir", str(demo.root), "up"], capture_output=True, timeout=900
+    )
     end = time.monotonic() + timeout
     while demo.problems(min_severity=2) and time.monotonic() < end:
         time.sleep(5)

@@ -15,7 +15,6 @@ import contextlib
 import io
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,8 @@ from kyoten.agent.config import load_config
 from kyoten.agent.export import topology
 from kyoten.agent.export.userparameters import render_userparameters
 from kyoten.shell.lab.agent2 import Agent2
+from kyoten.shell.lab.browser import CHROMEDRIVER, CHROMIUM
+from kyoten.shell.lab.browser import Browser as LabBrowser
 from kyoten.shell.lab.config import ZabbixDb as ZabbixTarget
 from kyoten.shell.lab.procs import write_file
 from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, Zabbix60
@@ -38,8 +39,6 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ARTEFACTS = REPO / "build" / "artefacts" / "noc"
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM = Path("/usr/bin/chromium")
 PREFIX = "noc-"
 HOST_GROUP = "kyoten NOC test"
 USERGROUP = "kyoten NOC test (no users)"  # an action to nobody: no test's sink sees it
@@ -50,17 +49,6 @@ FAST = (
     "{$PG.STANDBY.MISSING.WINDOW}=20s",
 )
 RECEIVER_DOWN = "WAL receiver is not streaming"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1600,2300",  # the whole NOC dashboard in one picture
-)
 
 
 # ---------------------------------------------------------------------------------- lab
@@ -178,58 +166,12 @@ def wired(
 
 
 # ---------------------------------------------------------------------------------- browser
-class Browser:
-    """Headless Chromium through Debian's chromedriver, logged in to one frontend."""
+class Browser(LabBrowser):
+    """Headless Chromium (kyoten.shell.lab.browser) logged in to one frontend as the admin,
+    with what these tests read off the map."""
 
     def __init__(self, base: str, name: str) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
-        options = webdriver.ChromeOptions()
-        for flag in (*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='kyoten-chromium-')}"):
-            options.add_argument(flag)
-        options.binary_location = str(CHROMIUM)
-        self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        self.base, self.name = base, name
-        self.login()
-
-    def login(self) -> None:
-        from selenium.webdriver.common.by import By
-
-        self.driver.get(f"{self.base}/index.php")
-        self.driver.find_element(By.NAME, "name").send_keys(ADMIN_USER)
-        self.driver.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-        self.driver.find_element(By.ID, "enter").click()
-        self.wait(lambda d: "action=dashboard" in d.current_url, "the dashboard after login")
-
-    def wait(self, condition: Any, what: str, timeout: float = 60) -> Any:
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(
-            condition, message=f"{self.name}: {what}"
-        )
-
-    def open(self, path: str) -> None:
-        self.driver.get(f"{self.base}/{path}")
-
-    def errors(self) -> list[str]:
-        """Error and warning messages shown anywhere on the page (the locale banner is one).
-
-        Read in one script, like everything on pages whose widgets redraw themselves: an
-        element found in one call may be gone by the next."""
-        texts: list[str] = self.driver.execute_script(
-            "return Array.from(document.querySelectorAll('.msg-bad, .msg-warning'))"
-            ".filter(e => e.offsetParent !== null).map(e => e.textContent);"
-        )
-        if "Locale for language" in self.driver.page_source:
-            texts.append("the locale banner is in the page")
-        return texts
-
-    def map_texts(self) -> list[str]:
-        texts: list[str] = self.driver.execute_script(
-            "return Array.from(document.querySelectorAll('svg text')).map(t => t.textContent);"
-        )
-        return texts
+        super().__init__(base, name, ADMIN_USER, ADMIN_PASSWORD)
 
     def links(self) -> list[tuple[str, int, int, int, int]]:
         """Every link of the map on the page: (stroke colour, x1, y1, x2, y2)."""
@@ -248,20 +190,15 @@ class Browser:
         (colour,) = [c for c, x1, y1, x2, y2 in links if y1 == y2 == bottom and x1 != x2]
         return colour
 
-    def shot(self, name: str) -> Path:
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTEFACTS / f"{self.name}-{name}.png"
-        self.driver.save_screenshot(str(path))
+    def artefact(self, name: str) -> Path:
+        path = self.shot(ARTEFACTS, f"{self.name}-{name}")
         print(f"screenshot: {path}")
         return path
-
-    def quit(self) -> None:
-        self.driver.quit()
 
 
 @pytest.fixture(scope="module")
 def browsers(wired: dict[str, Wired]) -> Iterator[dict[str, Browser]]:
-    if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
+    if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):  # CI installs them: never skip
         pytest.fail("chromium and chromium-driver are missing: bash packaging/bootstrap.sh install")
     made: dict[str, Browser] = {}
     try:
@@ -417,7 +354,7 @@ def test_noc_dashboard_and_map_show_both_sites_without_errors(
     # the labels read the items' values (value map applied): "Primary (0)", "Standby (1)"
     texts = wait_for_map(b, "Primary (0)", "Standby (1)")
     time.sleep(2)  # let the other widgets finish drawing before the picture
-    b.shot("dashboard")
+    b.artefact("dashboard")
     assert not b.errors(), b.errors()
     heads = b.driver.execute_script(
         "return Array.from(document.querySelectorAll("
@@ -433,7 +370,7 @@ def test_noc_dashboard_and_map_show_both_sites_without_errors(
     # site-b's element has no node of that name to read
     texts = wait_for_map(b, "Streaming (1)", "HA state: Active (3)")
     assert "\n".join(texts).count("Active (3)") == 1, texts
-    b.shot("map-calm")
+    b.artefact("map-calm")
     assert not b.errors(), b.errors()
     assert b.replication_link() == topology.GREEN
 
@@ -466,7 +403,7 @@ def test_a_stopped_receiver_turns_the_replication_link_red(
         for version, b in browsers.items():
             b.open(f"zabbix.php?action=map.view&sysmapid={wired[version].map_id()}")
             texts = wait_for_map(b, "Stopped (0)")
-            b.shot("map-receiver-stopped")
+            b.artefact("map-receiver-stopped")
             assert b.replication_link() == topology.RED
             assert re.search(r"WAL receiver: Stopped \(0\)", "\n".join(texts))
             assert not b.errors(), b.errors()
@@ -474,7 +411,7 @@ def test_a_stopped_receiver_turns_the_replication_link_red(
         b.open(f"zabbix.php?action=dashboard.view&dashboardid={wired['6.0'].dashboard_id()}")
         wait_for_map(b, "Stopped (0)")
         time.sleep(2)
-        b.shot("dashboard-receiver-stopped")
+        b.artefact("dashboard-receiver-stopped")
     finally:
         cluster.standby.set_primary_conninfo(saved)
     # leave the shared cluster (and the servers' problems) as calm as they were
