@@ -8,7 +8,8 @@ messages it caused from injection to the all-clear are counted with the threads 
 channels — a message per event, as before grouping existed.
 
 Run as root on a running demo (``kyoten demo up``; it uses the demo's fixed ports):
-``.venv/bin/python bench/notifications.py [--faults a,b] [--only grouped|ungrouped]``. Takes
+``.venv/bin/python bench/notifications.py [--faults a,b] [--only grouped|ungrouped]
+[--screenshots DIR]``. Takes
 about two minutes per fault and mode. Prints one row per fault: mails and Slack messages with
 their threads, ungrouped then grouped. The bridge is restarted with grouping off for the
 reference and restored to the demo's own configuration (grouping on) at the end.
@@ -58,10 +59,13 @@ def calm(demo: Demo, timeout: float = 300) -> None:
     time.sleep(20)
 
 
-def run_fault(root: Path, name: str) -> tuple[int, int, int, int] | str:
+def run_fault(
+    root: Path, name: str, screenshots: Path | None = None
+) -> tuple[int, int, int, int] | str:
     """(mails, mail threads, Slack messages, Slack threads) of one fault, or why not."""
+    shots = ["--screenshots", str(screenshots)] if screenshots is not None else []
     out = subprocess.run(
-        [KYOTEN, "demo", "--dir", str(root), "fault", name, "--timeout", "240"],
+        [KYOTEN, "demo", "--dir", str(root), "fault", name, "--timeout", "240", *shots],
         capture_output=True,
         text=True,
         timeout=900,
@@ -87,6 +91,9 @@ def main() -> int:
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the demo's directory")
     p.add_argument("--faults", default=",".join(FAULTS + BRIDGE_FAULTS))
     p.add_argument("--only", choices=("grouped", "ungrouped"))
+    p.add_argument(
+        "--screenshots", type=Path, metavar="DIR", help="NOC dashboard and map per grouped fault"
+    )
     args = p.parse_args()
     demo = Demo(args.dir)
     faults = [f for f in args.faults.split(",") if f]
@@ -98,7 +105,8 @@ def main() -> int:
             for name in faults:
                 calm(demo)
                 print(f"{mode:9} {name} ...", end="", flush=True)
-                results[mode, name] = run_fault(args.dir, name)
+                shots = args.screenshots if mode == "grouped" else None
+                results[mode, name] = run_fault(args.dir, name, shots)
                 print(f" {cell(results[mode, name])}", flush=True)
     finally:
         restart_bridge(demo, grouped=True)
