@@ -70,6 +70,8 @@ def run_fault(
         text=True,
         timeout=900,
     )
+    if screenshots is not None:  # what the fault printed (tower, problems), beside its pictures
+        (screenshots / f"{name}.txt").write_text(out.stdout + out.stderr)
     found = LINE.search(out.stdout)
     if out.returncode != 0 or found is None:
         return (out.stderr or out.stdout).strip().splitlines()[-1][:80]
