@@ -71,6 +71,7 @@ def run_fault(
         timeout=900,
     )
     if screenshots is not None:  # what the fault printed (tower, problems), beside its pictures
+        screenshots.mkdir(parents=True, exist_ok=True)
         (screenshots / f"{name}.txt").write_text(out.stdout + out.stderr)
     found = LINE.search(out.stdout)
     if out.returncode != 0 or found is None:
