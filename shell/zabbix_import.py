@@ -4,7 +4,9 @@ Thin on purpose: the documents come from :func:`kyoten.shell.export.rendered_tem
 same text as the committed ``templates/`` files, which a test keeps equal), the import rules
 from :func:`import_rules`; this module only talks to the API. Re-running it is harmless: the
 UUIDs are stable, so objects are updated in place, and ``configuration.importcompare`` shows
-no difference afterwards (``--check`` prints that difference instead of importing).
+no difference afterwards (``--check`` prints that difference instead of importing). Over an
+older release's templates, the items and item prototypes the new files drop are deleted just
+before each file's import (:func:`obsolete_items` says why Zabbix 6.0 needs that).
 
 ``--canary`` also sets up the alert-path canary (:mod:`kyoten.alerting.canary_template`): its
 template, then through the API the host group ``kyoten/canary``, the host ``kyoten-canary``
@@ -42,6 +44,8 @@ MAX_VERSION = (7, 4)
 
 _SYNC = {"createMissing": True, "updateExisting": True, "deleteMissing": True}
 _UPSERT = {"createMissing": True, "updateExisting": True}
+MEDIA_TYPE_SUFFIX = "mediatype_kyoten_bridge.yaml"
+"""The media type's file: importcompare knows host groups and templates only."""
 
 
 class ImportFailed(Exception):
@@ -111,6 +115,58 @@ def documents(
     if media_type:
         names.append(f"{fmt}/{MEDIA_TYPE_FILE}")
     return [Document(n, files[n]) for n in names]
+
+
+@dataclass(frozen=True)
+class Obsolete:
+    """An item or item prototype of a template that an import deletes: the file no longer
+    has it under its UUID nor under its key."""
+
+    template: str
+    key: str
+    prototype: bool
+
+
+def obsolete_items(compare: Any) -> list[Obsolete]:
+    """The items and item prototypes a ``configuration.importcompare`` result says the import
+    removes, except those the file has again under another UUID with the same key (the import
+    finds those by key and updates them in place, keeping their history).
+
+    :func:`import_documents` deletes these before importing, because Zabbix 6.0's importer
+    cannot when a trigger it keeps refers to them. Deleting an item prototype (or an item)
+    deletes the trigger prototypes (triggers) whose expression uses it, but the importer
+    (``CConfigurationImport`` of 6.0.14) read the file's triggers' ids before that, keeps the
+    stale ids and then updates a deleted trigger: "No permissions to referred object or it
+    does not exist!" (7.0 reads them again and creates the trigger). A trigger that keeps its
+    UUID while the keys in its expression change meets this: the HA node triggers when their
+    prototypes went from ``{#NODE.ID}`` to ``{#NODE.NAME}``. Deleted first, with what Zabbix
+    deletes along, the triggers are simply created again by the import.
+    """
+    out: list[Obsolete] = []
+    for template in _section(compare, "templates", "updated"):
+        name = str(template["before"]["template"])
+        lists = [(template, "items", False)] + [
+            (rule, "item_prototypes", True)
+            for rule in _section(template, "discovery_rules", "updated")
+        ]
+        kept = {
+            str(entry["after"]["key"])
+            for owner, field, _ in lists
+            for entry in _section(owner, field, "added")
+        }
+        out += [
+            Obsolete(name, str(entry["before"]["key"]), prototype)
+            for owner, field, prototype in lists
+            for entry in _section(owner, field, "removed")
+            if str(entry["before"]["key"]) not in kept
+        ]
+    return out
+
+
+def _section(node: Any, field: str, change: str) -> list[Any]:
+    """``node[field][change]`` of an importcompare result, [] where absent."""
+    value = (node.get(field) or {}).get(change) if isinstance(node, dict) else None
+    return list(value) if isinstance(value, list) else []
 
 
 def effective_changes(node: Any, path: str = "") -> list[str]:
@@ -260,15 +316,64 @@ def server_version(api: Any) -> tuple[int, int]:
     return parse_version(str(api.api_version()))
 
 
-def import_documents(api: Any, docs: Sequence[Document]) -> None:
+def import_documents(api: Any, docs: Sequence[Document]) -> list[str]:
+    """Import ``docs`` in order; what had to be deleted first (:func:`obsolete_items`), one
+    line each.
+
+    Each template document is compared first and the items it drops are deleted through the
+    API, then it is imported. Should the import fail after that, those items are gone
+    already, as the import would have deleted them: the next run imports the rest.
+    """
     from zabbix_utils import APIRequestError
 
     rules = import_rules(server_version(api))
+    compare_rules = {k: v for k, v in rules.items() if k != "mediaTypes"}
+    done: list[str] = []
     for doc in docs:
         try:
+            if not doc.name.endswith(MEDIA_TYPE_SUFFIX):
+                compare = api.configuration.importcompare(
+                    format="yaml", source=doc.source, rules=compare_rules
+                )
+                done += [
+                    f"{doc.name}: {line}" for line in delete_items(api, obsolete_items(compare))
+                ]
             api.configuration.import_(format="yaml", source=doc.source, rules=rules)
         except APIRequestError as exc:
             raise ImportFailed(f"Zabbix rejected {doc.name}: {exc}", 1) from None
+    return done
+
+
+def delete_items(api: Any, obsolete: Sequence[Obsolete]) -> list[str]:
+    """Delete ``obsolete`` (items and item prototypes of templates), with what Zabbix deletes
+    along: the items, triggers and graphs inherited by hosts, discovered items and triggers,
+    the trigger (prototypes) using them. One line per deleted item."""
+    done: list[str] = []
+    for template in sorted({o.template for o in obsolete}):
+        found = api.template.get(filter={"host": template}, output=["templateid"])
+        if not found:
+            continue
+        for prototype, service, what in (
+            (False, api.item, "item"),
+            (True, api.itemprototype, "item prototype"),
+        ):
+            keys = sorted(
+                o.key for o in obsolete if o.template == template and o.prototype == prototype
+            )
+            if not keys:
+                continue
+            rows = service.get(
+                hostids=[found[0]["templateid"]],
+                filter={"key_": keys},
+                inherited=False,
+                output=["itemid", "key_"],
+            )
+            if rows:
+                service.delete([str(r["itemid"]) for r in rows])
+            done += [
+                f"deleted {what} {r['key_']!r} of {template!r} before the import" for r in rows
+            ]
+    return done
 
 
 def compare_documents(api: Any, docs: Sequence[Document]) -> dict[str, list[str]]:
@@ -279,7 +384,7 @@ def compare_documents(api: Any, docs: Sequence[Document]) -> dict[str, list[str]
     rules = {k: v for k, v in import_rules(server_version(api)).items() if k != "mediaTypes"}
     diffs: dict[str, Any] = {}
     for doc in docs:
-        if doc.name.endswith("mediatype_kyoten_bridge.yaml"):
+        if doc.name.endswith(MEDIA_TYPE_SUFFIX):
             continue
         result = api.configuration.importcompare(format="yaml", source=doc.source, rules=rules)
         changes = effective_changes(result)
@@ -455,12 +560,12 @@ def setup_canary(api: Any, usergroup: str, files: Mapping[str, str] | None = Non
     version = server_version(api)
     canary_usergroup(api, usergroup)  # before anything changes
     doc = canary_document(files, export_format(version))
-    import_documents(api, [doc])
+    deleted = import_documents(api, [doc])
     try:
         done = reconcile_canary(api, usergroup, apply=True)
     except APIRequestError as exc:
         raise ImportFailed(f"Zabbix rejected a canary object: {exc}", 1) from None
-    return [f"imported {doc.name} into Zabbix {version[0]}.{version[1]}", *done]
+    return [*deleted, f"imported {doc.name} into Zabbix {version[0]}.{version[1]}", *done]
 
 
 def check_canary(api: Any, usergroup: str, files: Mapping[str, str], fmt: str) -> list[str]:
@@ -638,7 +743,8 @@ def main(argv: Sequence[str]) -> int:
             return 6 if diffs or drift or wired else 0
         if args.canary:
             docs.append(canary_document(files, fmt))
-        import_documents(api, docs)
+        for line in import_documents(api, docs):
+            print(line)
         for doc in docs:
             print(f"imported {doc.name} into Zabbix {version[0]}.{version[1]}")
         if args.canary:

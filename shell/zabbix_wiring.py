@@ -333,7 +333,7 @@ def discovered_triggers(api: Any, wanted: Sequence[Mapping[str, str]]) -> list[M
         for t in api.trigger.get(
             hostids=[r["hostid"] for r in rows],
             output=["description", "expression", "recovery_expression"],
-            selectFunctions=["functionid", "itemid", "function", "parameter"],
+            selectFunctions="extend",  # the stored name is "name", returned as "function"
             selectItems=["itemid", "hostid", "key_"],
             selectHosts=["hostid", "host"],
         ):
@@ -448,8 +448,9 @@ def map_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[st
 def reconcile_map(api: Any, topo: Topology, fmt: str, *, apply: bool) -> list[str]:
     """Import the topology map when it differs from the rendered one; make it public.
 
-    Link triggers that do not exist yet (discovered triggers before the first poll) are left
-    out and reported; each later run adds the ones found by then.
+    Link triggers that are not in Zabbix as the map names them yet (:func:`discovered_triggers`:
+    before the first poll, or after an upgrade changed their prototype) are left out and
+    reported; each later run adds the ones found by then.
     """
     from zabbix_utils import APIRequestError
 

@@ -102,3 +102,26 @@ def test_the_demo_s_bridge_config_names_the_canary_targets(tmp_path: Path) -> No
     assert settings.canary is not None and settings.canary.host == canary.HOST
     assert settings.slack_actions is not None
     assert [u.zabbix_user for u in settings.slack_actions.users.values()] == ["kyoten-noc"]
+
+
+def test_a_trigger_expression_is_rebuilt_with_its_user_macros_as_written() -> None:
+    """The map's triggers are matched on the expression as the importer sees it: function
+    ids replaced by ``name(/host/key,parameters)``, user macros not resolved."""
+    from kyoten.shell.zabbix_wiring import _trigger_expression
+
+    trigger = {
+        "hosts": [{"hostid": "10", "host": "noc-pool-a"}],
+        "items": [
+            {"itemid": "1", "hostid": "10", "key_": 'kyoten.pgpool.backends.drift["0"]'},
+            {"itemid": "2", "hostid": "10", "key_": 'kyoten.pgpool.backends.status["0"]'},
+        ],
+        "functions": [
+            {"functionid": "7", "itemid": "1", "function": "min", "parameter": "$,{$W}"},
+            {"functionid": "8", "itemid": "2", "function": "last", "parameter": "$"},
+        ],
+    }
+    assert _trigger_expression("{7}=1 and {8}<>{$S}", trigger) == (
+        'min(/noc-pool-a/kyoten.pgpool.backends.drift["0"],{$W})=1'
+        ' and last(/noc-pool-a/kyoten.pgpool.backends.status["0"])<>{$S}'
+    )
+    assert _trigger_expression("", trigger) == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from kyoten.shell.lab.procs import free_port
 
@@ -57,3 +58,33 @@ def test_widget_fields_in_another_order_are_no_change_but_other_values_are() -> 
         "fields": [show, bigger]
     }
     assert effective_changes(path) != []
+
+
+def test_obsolete_items_are_those_removed_under_uuid_and_key() -> None:
+    """What importcompare removes is deleted before the import, unless the file has the key
+    again under a new UUID (the import then updates that item in place)."""
+    from kyoten.shell.zabbix_import import Obsolete, obsolete_items
+
+    def gone(key: str) -> dict[str, Any]:
+        return {"before": {"uuid": "u-" + key, "key": key}}
+
+    def new(key: str) -> dict[str, Any]:
+        return {"after": {"uuid": "v-" + key, "key": key}}
+
+    rule = {
+        "before": {"key": "kyoten.zabbix.ha.nodes"},
+        "item_prototypes": {
+            "removed": [gone('status["{#NODE.ID}"]'), gone('address["{#NODE.NAME}"]')],
+            "added": [new('status["{#NODE.NAME}"]'), new('address["{#NODE.NAME}"]')],
+        },
+    }
+    compare = {"templates": {"updated": [{
+        "before": {"template": "T"},
+        "items": {"removed": [gone("plain.old")], "updated": [{"before": {}, "after": {}}]},
+        "discovery_rules": {"updated": [rule]},
+    }]}}  # fmt: skip
+    assert obsolete_items(compare) == [
+        Obsolete("T", "plain.old", prototype=False),
+        Obsolete("T", 'status["{#NODE.ID}"]', prototype=True),
+    ]
+    assert obsolete_items({}) == [] and obsolete_items({"templates": {"added": [{}]}}) == []
