@@ -38,6 +38,9 @@ from kyoten.agent.catalogue import FAMILIES, cross, pgpool, postgres, zabbix
 from kyoten.agent.catalogue.decisions import STATES, Placed, triggers_by_uid
 from kyoten.agent.catalogue.model import Family, Severity, State
 from kyoten.agent.plugin.config import render_plugin_conf
+from kyoten.alerting.tower_policy import DEFAULT_COLOURS, DISASTER, TowerPolicy, decide
+from kyoten.alerting.tower_policy import Problem as TowerProblem
+from kyoten.hardware.model import Light, TowerState
 from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2, console_script
 from kyoten.shell.lab.cluster import Cluster, build_cluster
 from kyoten.shell.lab.config import ZabbixDb, lab_config
@@ -259,6 +262,24 @@ def check_row(lab: Lab, state: State, index: dict[str, Placed], before: set[str]
     assert {p.severity for p in leads} == {int(SEVERITY[lead.trigger.severity])}, leads
     strangers = [p for p in new if not any(matches(lab, a, p) for a in allowed)]
     assert strangers == [], f"{state.key}: problems the decision table does not list"
+    # the tower, as the bridge's policy lights it for every open problem: the lead's colour is
+    # lit, the worst open severity's colour blinks (the lead's, but for a transient symptom the
+    # table declares worse), the buzzer sounds for a Disaster only
+    open_now = lab.problems()
+    tower, top = tower_for(open_now), max(p.severity for p in open_now)
+    lit = getattr(tower, DEFAULT_COLOURS[int(SEVERITY[lead.trigger.severity])].value)
+    assert lit in (Light.ON, Light.BLINK), (state.key, tower.describe())
+    assert getattr(tower, DEFAULT_COLOURS[top].value) is Light.BLINK, (state.key, tower.describe())
+    assert tower.buzzer == (1 if top == DISASTER else 0), (state.key, tower.describe())
+    print(f"{state.key}: tower {tower.describe()}")
+
+
+def tower_for(problems: list[Problem]) -> TowerState:
+    """The lamps the bridge's tower policy (kyoten.alerting.tower_policy) shows for these
+    problems, none acknowledged, all fresh."""
+    now = time.time()
+    open_ = [TowerProblem(p.eventid, p.severity, False, now) for p in problems]
+    return decide(open_, now, TowerPolicy())
 
 
 def problems_of(lab: Lab, placed: Placed, host: str) -> list[Problem]:
@@ -382,6 +403,8 @@ def test_decision_table_row(lab: Lab, state: State) -> None:
         repair()
     recovered = wait_calm(lab)
     assert not [p for p in lab.problems() if matches(lab, lead, p)]
+    calm = tower_for(lab.problems())  # change events (Information) may still be open: blue
+    assert (calm.red, calm.amber) == (Light.OFF, Light.OFF) and calm.buzzer == 0, calm.describe()
     record(state.key, detected, recovered)
 
 
