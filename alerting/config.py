@@ -326,7 +326,7 @@ POLICY = s.Section(
                 "by": s.Strings(DEFAULT_BY, item=_group_part,
                                 fix="e.g. [tag:scope, host_group] (also host, severity)"),
                 "wait": s.Number(10.0, minimum=0.0, unit=" s", fix="group_wait, e.g. 10"),
-                "window": s.Number(3600.0, minimum=0.0, unit=" s"),
+                "window": s.Number(300.0, minimum=0.0, unit=" s"),
             },
             optional=True,
         ),

@@ -8,7 +8,7 @@ incident *join* its thread (Slack: a reply, and the top message refreshed; mail:
 same thread); updates and recoveries of any member go to the thread too, and the top message
 turns resolved only when every member is.
 
-A channel opts in with ``group: {by: [...], wait: 10, window: 3600}`` (a pipeline key, next to
+A channel opts in with ``group: {by: [...], wait: 10, window: 300}`` (a pipeline key, next to
 ``digest``); ``by`` is a list of what makes the key, default :data:`DEFAULT_BY`:
 
 * ``tag:<name>`` — the values of an event tag (default ``tag:scope``, the scope every kyoten
@@ -56,7 +56,7 @@ class GroupPolicy:
 
     by: tuple[str, ...] = DEFAULT_BY
     wait: float = 10.0
-    window: float = 3600.0
+    window: float = 300.0
 
 
 def check_by(by: Iterable[str]) -> list[str]:

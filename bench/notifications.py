@@ -25,9 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from kyoten.shell.lab import inbox
 from kyoten.shell.lab.demo import BRIDGE_FAULTS, DEFAULT_DIR, FAULTS, Demo
 
 KYOTEN = str(Path(sys.executable).with_name("kyoten"))
+QUIET = 70.0  # seconds without a message before a fault: the demo's group window, and some
 LINE = re.compile(
     r"notifications for this fault: mail (\d+) in (\d+) thread\(s\), "
     r"Slack (\d+) message\(s\) in (\d+) thread\(s\)"
@@ -57,6 +59,17 @@ def calm(demo: Demo, timeout: float = 300) -> None:
     while demo.problems(min_severity=2) and time.monotonic() < end:
         time.sleep(5)
     time.sleep(20)
+    # the demo's incidents take members for 60 s after their last message: past that, the
+    # next fault starts its own conversation (what a fault after a quiet spell does)
+    while time.time() - last_message(demo) < QUIET and time.monotonic() < end:
+        time.sleep(5)
+
+
+def last_message(demo: Demo) -> float:
+    """When the bridge last sent people anything (0 if never)."""
+    mails = inbox.read_mails(demo.root / "mail" / "Maildir")
+    calls = inbox.read_slack(demo.root / "slack-calls.jsonl")
+    return max([m.at for m in mails] + [c.at for c in calls if c.method in inbox.POSTS] + [0.0])
 
 
 def run_fault(

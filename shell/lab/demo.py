@@ -472,8 +472,9 @@ class Demo:
         app_token = self.root / "secrets" / "slack-app-token"
         if not app_token.exists():  # the fake's Socket Mode takes any app-level token
             write_file(app_token, f"xapp-1-kyoten-demo-{secrets.token_hex(8)}\n", "root", 0o600)
-        # one incident, one conversation: a fault's problems within 10 s become one thread
-        group = {"by": ["host_group"], "wait": 10}
+        # one incident, one conversation: a fault's problems within 10 s become one thread; a
+        # fault a minute after the last message of the previous one starts a thread of its own
+        group = {"by": ["host_group"], "wait": 10, "window": 60}
         config = {
             "listen": {"host": "127.0.0.1", "port": p.bridge},
             "token_file": str(token_file),
