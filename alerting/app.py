@@ -15,7 +15,8 @@ library's decoder and encoder were a tenth of the request handling (bench/bridge
   is a 4xx with ``{"error": ..., "field": ...}`` and stores nothing.
 * ``GET /health`` — per channel: state, queue depth, oldest pending, dead letters, last error
   (a failed tower ``apply`` too, re-asserts included), and for a tower that reads back its
-  ``drifts`` (:meth:`kyoten.alerting.pipeline.Pipeline.health`).
+  ``drifts`` (:meth:`kyoten.alerting.pipeline.Pipeline.health`); the canary's and the
+  reconciliation's (:mod:`kyoten.alerting.reconcile_loop`) sections when configured.
 * ``GET /metrics`` — Prometheus text format (tower drifts as ``kyoten_bridge_drifts_total``).
 """
 
@@ -36,11 +37,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from .canary import canary_token
 from .canary_loop import CanaryLoop, CanaryStore
 from .channels import load_builder
-from .channels.base import Channel, ChannelResources
+from .channels.base import Channel, ChannelResources, OpenProblem
 from .config import Settings
-from .events import InvalidEvent, parse_event
-from .outbox import Outbox, open_outbox
+from .events import Event, InvalidEvent, parse_event
+from .outbox import Accepted, Outbox, open_outbox
 from .pipeline import Pipeline
+from .reconcile_loop import ReconcileLoop
 from .templating import Renderer
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 CHANNELS: web.AppKey[dict[str, Channel]] = web.AppKey("channels")
 PIPELINE = web.AppKey("pipeline", Pipeline)
 CANARY = web.AppKey("canary", CanaryLoop)
+RECONCILE = web.AppKey("reconcile", ReconcileLoop)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 RENDERERS: web.AppKey[dict[str, Renderer]] = web.AppKey("renderers")
@@ -166,6 +169,9 @@ async def get_health(request: web.Request) -> web.Response:
     loop = request.app.get(CANARY)
     if loop is not None:  # the alert path is Zabbix's, not this bridge's: shown, not a 503
         body["canary"] = loop.health()
+    reconciler = request.app.get(RECONCILE)
+    if reconciler is not None:  # Zabbix's API down costs only the reconciliation: not a 503
+        body["reconcile"] = reconciler.health()
     return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
 
@@ -275,6 +281,32 @@ async def canary_ctx(app: web.Application) -> AsyncIterator[None]:
         await box.close()
 
 
+async def reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Closing problems Zabbix no longer has open, when configured: started after the
+    pipeline its synthetic recoveries go through, stopped before it."""
+    cfg = app[SETTINGS].reconcile
+    if cfg is None:
+        yield
+        return
+    pipeline, outbox = app[PIPELINE], app[OUTBOX]
+    names = [c.name for c in app[SETTINGS].channels]
+
+    async def open_problems() -> list[OpenProblem]:
+        return [p for name in names for p in await outbox.open_problems(name)]
+
+    async def accept(event: Event) -> Accepted:
+        return await pipeline.accept(event, reroute=False)  # only where its problem went
+
+    loop = ReconcileLoop(
+        cfg, accept, open_problems, clock=app[CLOCK], registry=app[REGISTRY],
+        redact=pipeline.redact,
+    )  # fmt: skip
+    app[RECONCILE] = loop
+    await loop.start()
+    yield
+    await loop.stop()
+
+
 async def slack_actions_ctx(app: web.Application) -> AsyncIterator[None]:
     """Acknowledge/Close from Slack (Socket Mode), when configured; it connects in the
     background, so the bridge starts (and delivers) whatever Slack does."""
@@ -298,8 +330,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[CLOCK] = clock
     app[REGISTRY] = CollectorRegistry()
     app.cleanup_ctx.extend(
-        [outbox_ctx, http_ctx, channels_ctx, pipeline_ctx, canary_ctx, slack_actions_ctx]
-    )
+        [outbox_ctx, http_ctx, channels_ctx, pipeline_ctx, canary_ctx, reconcile_ctx,
+         slack_actions_ctx]
+    )  # fmt: skip
     app.router.add_post("/v1/events", post_event)
     app.router.add_get("/health", get_health)
     app.router.add_get("/metrics", get_metrics)

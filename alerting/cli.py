@@ -30,6 +30,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from kyoten.common.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_log_level, epilog, setup_logging
+from kyoten.common.redact import redact_url
 
 from .config import ConfigError, Settings, load_settings
 
@@ -224,13 +225,22 @@ async def _check(settings: Settings, connect: bool = False) -> int:
                 await ch.aclose()
             except ConfigError as exc:
                 errors.extend(exc.errors)
+
+    async def discard(_: object) -> None:  # --connect only looks: nothing is accepted
+        return None
+
     if connect and settings.canary is not None:
         from .canary_loop import CanaryLoop
 
-        async def discard(_: object) -> None:
-            return None
-
         errors.extend(await CanaryLoop(settings.canary, discard, node=settings.node).probe())
+    if connect and settings.reconcile is not None:
+        from .channels.base import OpenProblem
+        from .reconcile_loop import ReconcileLoop
+
+        async def nothing_open() -> list[OpenProblem]:
+            return []
+
+        errors.extend(await ReconcileLoop(settings.reconcile, discard, nothing_open).probe())
     if errors:
         print("invalid bridge configuration:\n  " + "\n  ".join(errors), file=sys.stderr)
         return EXIT_USAGE
@@ -251,6 +261,12 @@ async def _check(settings: Settings, connect: bool = False) -> int:
         )
     else:
         print("canary: none (Zabbix's own alert path is not watched)")
+    if settings.reconcile is not None:
+        rc = settings.reconcile
+        print(
+            f"reconcile: open problems checked against {redact_url(rc.api_url)} every "
+            f"{rc.interval:g} s (left alone for {rc.grace:g} s)"
+        )
     for i, r in enumerate(settings.routes):
         print(
             f"route {i}: severity {r.min_severity.label}..{r.max_severity.label}, "

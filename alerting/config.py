@@ -183,6 +183,26 @@ class CanaryConfig:
 
 
 @dataclass(frozen=True)
+class ReconcileConfig:
+    """Closing problems whose recovery never reached the bridge (:mod:`.reconcile`).
+
+    Zabbix can lose an event (the losing side of a split brain held its database), and a
+    recovery can outlive the media type's retries or go undelivered after a manual close: the
+    problem would stay open here, and a tower red, for ever. Every ``interval`` the bridge asks
+    ``api_url`` which of the problems it holds open (for longer than ``grace``, so an event in
+    flight is not judged) Zabbix still has open, as the read-only user of ``token``, which must
+    read every host group the bridge alerts on: a problem that user cannot see looks closed.
+    """
+
+    api_url: str
+    token: str = field(repr=False)
+    interval: float = 300.0
+    grace: float = 120.0
+    timeout: float = 10.0
+    verify_certs: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole bridge configuration."""
 
@@ -205,6 +225,8 @@ class Settings:
     zabbix_url: str = ""
     #: acknowledge/close from Slack over Socket Mode (kyoten.alerting.slack_actions)
     slack_actions: ActionsConfig | None = None
+    #: close problems Zabbix no longer has open (kyoten.alerting.reconcile); None: never
+    reconcile: ReconcileConfig | None = None
 
     def channel(self, name: str) -> ChannelConfig:
         """The channel called ``name`` (KeyError if none)."""
@@ -232,6 +254,8 @@ class Settings:
                     found.add(value)
         if self.slack_actions is not None:
             found.update(self.slack_actions.secrets())
+        if self.reconcile is not None:
+            found.add(self.reconcile.token)
         return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
 
 
@@ -430,6 +454,24 @@ _CANARY = s.Section(
 )  # fmt: skip
 
 
+_RECONCILE = s.Section(
+    {
+        "api_url": s.Url("", fix="the frontend's api_jsonrpc.php URL; default: zabbix_url + "
+                         "/api_jsonrpc.php"),
+        "token": s.Secret("", required=True, nonempty=True,
+                          fix="set token_file to a file holding the Zabbix API token of a "
+                          "read-only user that reads every alerting host group"),
+        "interval": s.Number(ReconcileConfig.interval, minimum=1.0, unit=" s"),
+        "grace": s.Number(ReconcileConfig.grace, minimum=0.0, unit=" s",
+                          fix="seconds an open problem is left alone, e.g. 120 (longer than "
+                          "an alert takes from Zabbix to the bridge)"),
+        "timeout": s.Number(ReconcileConfig.timeout, minimum=0.1, unit=" s"),
+        "verify_certs": s.Boolean(True),
+    },
+    optional=True,
+)  # fmt: skip
+
+
 def _outbox_check(r: s.Reader, v: dict[str, Any], path: str) -> None:
     if v["backend"] == "postgresql" and not v["conninfo"]:
         r.problem(s.join(path, "conninfo"), "required for the postgresql backend",
@@ -486,6 +528,14 @@ def _file(known_types: Sequence[str]) -> s.Section:
         names = set(v["channels"])
         if not names:
             r.problem("channels", "define at least one channel", "see the README's examples")
+        rc = v["reconcile"]
+        if isinstance(rc, dict) and not rc["api_url"]:
+            if v["zabbix_url"]:
+                rc["api_url"] = f"{v['zabbix_url'].rstrip('/')}/api_jsonrpc.php"
+            elif not any(p.startswith("reconcile.api_url:") for p in r.problems):
+                r.problem("reconcile.api_url",
+                          "required: where to ask Zabbix which problems are still open",
+                          "give api_url, or zabbix_url at the top level")  # fmt: skip
         for i, rule in enumerate(v["routes"]):
             for t in rule["channels"]:
                 if t not in names:
@@ -533,6 +583,7 @@ def _file(known_types: Sequence[str]) -> s.Section:
                                 "(links back to events and hosts)"),
             "slack_actions": s.Custom(lambda r, path, value: value, None, nullable=True,
                                       kind="a mapping (app_token_file, slack_channel, users)"),
+            "reconcile": _RECONCILE,
         },
         check=whole,
     )  # fmt: skip
@@ -601,6 +652,7 @@ def parse_settings(
         canary=None if cn is None else CanaryConfig(**{**cn, "spool": str(where / cn["spool"])}),
         zabbix_url=v["zabbix_url"],
         slack_actions=actions,
+        reconcile=None if v["reconcile"] is None else ReconcileConfig(**v["reconcile"]),
     )
 
 

@@ -244,9 +244,15 @@ class Pipeline:
 
     # -- intake --------------------------------------------------------------------------
 
-    async def accept(self, event: Event) -> Accepted:
-        """Route and durably store ``event``; returns once committed."""
-        acc = await self.outbox.accept(event, route(self.settings.routes, event), self.clock())
+    async def accept(self, event: Event, *, reroute: bool = True) -> Accepted:
+        """Route and durably store ``event``; returns once committed.
+
+        ``reroute=False``: a follow-up goes only where its problem went, not where the rules
+        send it (a synthetic recovery, built from an open problem's row, lacks what rules may
+        match on, such as host groups, and could land on a channel that never saw the problem).
+        """
+        routed = route(self.settings.routes, event) if reroute else ()
+        acc = await self.outbox.accept(event, routed, self.clock())
         if acc.new:
             self.metrics.accepted.labels(event.kind.value).inc()
             now = self.clock()

@@ -506,6 +506,12 @@ class Demo:
             },
             "routes": [{"channels": ["noc-mail", "noc-slack", "noc-tower"]}],
             "zabbix_url": self.web_url,
+            # problems whose recovery never comes (a split brain's lost events) are closed
+            "reconcile": {
+                "token_file": str(self.root / "secrets" / "operator-token"),
+                "interval": 60,
+                "grace": 60,
+            },
             # Acknowledge from Slack (Socket Mode of the fake), as the NOC operator
             "slack_actions": {
                 "app_token_file": str(app_token),
