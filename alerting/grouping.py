@@ -97,7 +97,13 @@ def leader(events: Iterable[Event]) -> Event:
     pool = list(events)
     names = {e.name for e in pool}
     causes = [e for e in pool if not set(masters(e)) & names] or pool
-    return max(causes, key=lambda e: (int(e.severity), -int(e.event_id or 0)))
+    return min(causes, key=lambda e: (-int(e.severity), _arrival(e.event_id)))
+
+
+def _arrival(event_id: str) -> tuple[int, int, str]:
+    """Zabbix's event ids grow with time; other ids (the bridge's own alert-path alert,
+    ``kyoten-path-…``) are not numbers and sort after them, by their text."""
+    return (0, int(event_id), "") if event_id.isdigit() else (1, 0, event_id)
 
 
 @dataclass

@@ -471,9 +471,13 @@ class Pipeline:
         policy = lane.cfg.group
         assert policy is not None
         by_id = {i.id: i for i in items}
-        batches, alone = grouping.plan(
-            [(i.id, i.event, i.thread) for i in items], lane.incidents, policy, self.clock()
-        )
+        try:
+            batches, alone = grouping.plan(
+                [(i.id, i.event, i.thread) for i in items], lane.incidents, policy, self.clock()
+            )
+        except Exception:  # grouping is a convenience: a fault in it must not stop alerts
+            log.exception("lane %s: grouping failed, sending one message per event", lane.name)
+            return list(items), [], False
         outcomes: list[Outcome] = []
         for batch in batches:
             members = [by_id[i] for i in batch.ids]

@@ -4,10 +4,12 @@ go to that thread; the top turns resolved with the last member."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kyoten.alerting.app import create_app
 from kyoten.alerting.events import Kind, Severity, Tag, parse_event
 from kyoten.alerting.grouping import GroupPolicy, group_key, leader, plan
@@ -90,6 +92,26 @@ async def test_without_group_every_event_is_its_own_message(
     await eventually(lambda: len(slack.top_level()) == 2)
 
 
+async def test_a_fault_in_grouping_sends_one_message_per_event_instead(
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    smtp: Smtp,
+    slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Grouping only saves messages: if it fails (as it once did on the bridge's own alert,
+    whose id is not a number), every event still goes out, one message each."""
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise ValueError("invalid literal for int() with base 10: 'kyoten-path-site-a-1'")
+
+    monkeypatch.setattr("kyoten.alerting.grouping.plan", broken)
+    client = await start(aiohttp_client, tmp_path, grouped(tmp_path, smtp, slack))
+    for eid, sev in (("221", 3), ("222", 5)):
+        assert (await client.post("/v1/events", json=event(eid, sev), headers=AUTH)).status == 202
+    await eventually(lambda: len(slack.top_level()) == 2 and len(smtp.sink.mails) == 2)
+
+
 def parsed(eid: str, sev: int, **over: str) -> Any:
     return parse_event(event(eid, sev, **over))
 
@@ -104,6 +126,15 @@ def test_the_key_and_the_leader() -> None:
     symptom = parsed("5", 5, depends="Fault 6")
     master = parsed("6", 2)
     assert leader([symptom, master]) is master
+
+
+def test_the_bridges_own_alert_can_be_a_member_and_lead() -> None:
+    """Its id is not a number (kyoten-path-…): ordering must not need one. It leads by
+    severity like any event; at equal severity Zabbix's (numbered) events come first."""
+    own = dataclasses.replace(parsed("9", 5), event_id="kyoten-path-site-a-1796464573")
+    assert leader([parsed("3", 4), own]) is own
+    assert leader([own, parsed("12", 5)]).event_id == "12"
+    assert leader([own]) is own
 
 
 def test_a_symptom_joins_its_masters_incident_whatever_its_key() -> None:
