@@ -27,11 +27,11 @@ from pathlib import Path
 
 from kyoten.alerting.canary_template import TRIGGER
 from kyoten.shell.lab import inbox
-from kyoten.shell.lab.demo import BRIDGE_FAULTS, DEFAULT_DIR, FAULTS, Demo
+from kyoten.shell.lab.demo import BRIDGE_FAULTS, DEFAULT_DIR, FAULTS, GROUP_WINDOW, Demo
 
 KYOTEN = str(Path(sys.executable).with_name("kyoten"))
 CANARY = TRIGGER  # the canary's problem opens and closes every canary interval
-QUIET = 70.0  # seconds without a message before a fault: the demo's group window, and some
+QUIET = GROUP_WINDOW + 10.0  # seconds without a message before a fault
 LINE = re.compile(
     r"notifications for this fault: mail (\d+) in (\d+) thread\(s\), "
     r"Slack (\d+) message\(s\) in (\d+) thread\(s\)"

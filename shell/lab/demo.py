@@ -84,6 +84,8 @@ ZABBIX_TARGET = "zabbix"
 #: never an admin) whom the Slack user below acts as when pressing Acknowledge.
 OPERATOR, OPERATOR_GROUP, OPERATOR_SLACK = "kyoten-noc", "kyoten demo operators", "U0KYOTENNOC"
 CANARY_INTERVAL = 15
+#: seconds an incident takes new members after its last message (the channels' group window)
+GROUP_WINDOW = 60
 #: short windows so that a fault shows within a minute (production defaults are minutes)
 DEMO_MACROS = {
     "{$KYOTEN.INTERVAL}": "10s",
@@ -468,7 +470,7 @@ class Demo:
             write_file(app_token, f"xapp-1-kyoten-demo-{secrets.token_hex(8)}\n", "root", 0o600)
         # one incident, one conversation: a fault's problems within 10 s become one thread; a
         # fault a minute after the last message of the previous one starts a thread of its own
-        group = {"by": ["host_group"], "wait": 10, "window": 60}
+        group = {"by": ["host_group"], "wait": 10, "window": GROUP_WINDOW}
         config = {
             "listen": {"host": "127.0.0.1", "port": p.bridge},
             "token_file": str(token_file),
