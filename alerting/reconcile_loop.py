@@ -33,6 +33,7 @@ from . import reconcile
 from .channels.base import OpenProblem
 from .config import ReconcileConfig
 from .events import Event
+from .zabbix_api import logged_in
 
 log = logging.getLogger("kyoten.alerting.reconcile")
 for _name in ("zabbix_utils", "zabbix_utils.aioapi", "zabbix_utils.api"):
@@ -182,19 +183,14 @@ class ReconcileLoop:
 
     async def _client(self) -> Any:
         if self._api is None:
-            from zabbix_utils import AsyncZabbixAPI
-
             assert self._session is not None, "start() first"
-            api = await asyncio.to_thread(
-                AsyncZabbixAPI,
-                url=self.cfg.api_url,
-                client_session=self._session,  # never closed by the library
-                validate_certs=self.cfg.verify_certs,
-                timeout=max(1, int(self.cfg.timeout)),
-                skip_version_check=True,
+            self._api = await logged_in(
+                self.cfg.api_url,
+                self._session,
+                self.cfg.token,
+                verify=self.cfg.verify_certs,
+                timeout=self.cfg.timeout,
             )
-            await api.login(token=self.cfg.token)
-            self._api = api
         return self._api
 
     def health(self) -> dict[str, object]:

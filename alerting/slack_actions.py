@@ -57,6 +57,7 @@ import aiohttp
 
 from .actions_config import ActionsConfig, UserMapping, parse_actions
 from .channels.slack_blocks import ACK, CLOSE
+from .zabbix_api import logged_in
 
 __all__ = ["ActionsConfig", "SlackActions", "UserMapping", "parse_actions"]
 
@@ -335,18 +336,14 @@ class SlackActions:
         reads the API version with blocking I/O), on the bridge's own session."""
         api: Any = self._apis.get(mapping.slack_user)
         if api is None:
-            from zabbix_utils import AsyncZabbixAPI
-
             assert self._zabbix_http is not None, "start() first"
-            api = await asyncio.to_thread(
-                AsyncZabbixAPI,
-                url=self.cfg.api_url,
-                client_session=self._zabbix_http,  # never closed by the library
-                validate_certs=self.cfg.verify_certs,
-                timeout=int(self.cfg.timeout),
-                skip_version_check=True,
+            api = await logged_in(
+                self.cfg.api_url,
+                self._zabbix_http,
+                mapping.token,
+                verify=self.cfg.verify_certs,
+                timeout=self.cfg.timeout,
             )
-            await api.login(token=mapping.token)
             self._apis[mapping.slack_user] = api
         return api
 
