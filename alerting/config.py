@@ -327,7 +327,7 @@ def _group_part(value: str) -> str | None:
 #: The pipeline's keys of a channel section; the rest is the channel type's own.
 POLICY = s.Section(
     {
-        "type": s.String(None, required=True),  # checked against the registry by _channel
+        "type": s.String(None),  # required and checked against the registry by _channel
         "rate": s.Number(0.0, minimum=0.0, fix="messages per second, 0 for unlimited"),
         "burst": s.Integer(1, minimum=1),
         "digest": s.Section(
@@ -494,7 +494,9 @@ def _file(known_types: Sequence[str]) -> s.Section:
             r.problem(path, "must be a mapping of settings", "give at least its type")
             body = {}
         kind = body.get("type")
-        if kind not in known_types:
+        if kind is None:  # POLICY reports it missing: one problem per field
+            r.problem(s.join(path, "type"), "missing", f"add type: one of {kinds}")
+        elif kind not in known_types:
             r.problem(s.join(path, "type"), f"must be one of {kinds}, got {kind!r}",
                       "see the channel types in the README")  # fmt: skip
         own = {k: v for k, v in body.items() if k not in POLICY_KEYS}

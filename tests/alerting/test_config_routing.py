@@ -29,6 +29,14 @@ def doc(**over: Any) -> dict[str, Any]:
     return base
 
 
+def test_a_channel_without_a_type_is_one_problem_naming_the_types(tmp_path: Path) -> None:
+    bad = doc(channels={"x": {"host": "h"}}, routes=[{"channels": ["x"]}])
+    with pytest.raises(ConfigError) as exc:
+        parse_settings(bad, base=tmp_path, known_types=TYPES)
+    about_type = [e for e in exc.value.errors if e.startswith("channels.x.type")]
+    assert about_type == [f"channels.x.type: missing; add type: one of {', '.join(sorted(TYPES))}"]
+
+
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     bad = doc(
         token="short",
