@@ -191,6 +191,41 @@ def effective_changes(node: Any, path: str = "") -> list[str]:
     return out
 
 
+def reconcile_named_action(
+    api: Any, wanted: Mapping[str, Any], usergroup: str, *, apply: bool
+) -> list[str]:
+    """The trigger action ``wanted`` (``action.create`` parameters) as Zabbix has it by name:
+    created when missing, updated where :func:`action_differences` finds a difference; what
+    was done (or, without ``apply``, what differs), one line each. An action of that name for
+    another event source is the operator's: refused, not overwritten."""
+    name = wanted["name"]
+    found = api.action.get(
+        filter={"name": name},
+        output=["actionid", "eventsource", "status", "esc_period", "pause_suppressed"],
+        selectFilter="extend",
+        selectOperations="extend",
+        selectRecoveryOperations="extend",
+        selectUpdateOperations="extend",
+    )
+    if not found:
+        if apply:
+            api.action.create(**wanted)
+            return [f"created action {name!r} to user group {usergroup!r}"]
+        return [f"action {name!r} is missing"]
+    current = found[0]
+    if str(current["eventsource"]) != "0":
+        raise ImportFailed(
+            f"an action named {name!r} exists for another event source: rename it", 1
+        )
+    differences = action_differences(current, wanted)
+    if not differences:
+        return []
+    if apply:
+        changes = {k: v for k, v in wanted.items() if k not in ("name", "eventsource")}
+        api.action.update(actionid=current["actionid"], **changes)
+    return [f"{'updated action' if apply else 'action'} {name!r}: " + "; ".join(differences)]
+
+
 def action_differences(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """What differs between an ``action.get`` result (with filter and all operation lists
     selected) and wanted ``action.create`` parameters, one readable line per aspect.
@@ -518,33 +553,7 @@ def reconcile_canary(api: Any, usergroup: str, *, apply: bool) -> list[str]:
             out.append(f"user group {usergroup!r} cannot read host group {ct.HOST_GROUP!r}")
 
     wanted = ct.action(mediatypeid, str(group["usrgrpid"]))
-    actions = api.action.get(
-        filter={"name": ct.ACTION},
-        output=["actionid", "eventsource", "status", "esc_period", "pause_suppressed"],
-        selectFilter="extend",
-        selectOperations="extend",
-        selectRecoveryOperations="extend",
-        selectUpdateOperations="extend",
-    )
-    if not actions:
-        if apply:
-            api.action.create(**wanted)
-            out.append(f"created action {ct.ACTION!r} to user group {usergroup!r}")
-        else:
-            out.append(f"action {ct.ACTION!r} is missing")
-    else:
-        current = actions[0]
-        if str(current["eventsource"]) != "0":
-            raise ImportFailed(
-                f"an action named {ct.ACTION!r} exists for another event source: rename it", 1
-            )
-        differences = action_differences(current, wanted)
-        if differences:
-            if apply:
-                changes = {k: v for k, v in wanted.items() if k not in ("name", "eventsource")}
-                api.action.update(actionid=current["actionid"], **changes)
-            verb = "updated action" if apply else "action"
-            out.append(f"{verb} {ct.ACTION!r}: " + "; ".join(differences))
+    out.extend(reconcile_named_action(api, wanted, usergroup, apply=apply))
     return out
 
 

@@ -272,7 +272,7 @@ def action(mediatypeid: str, usrgrpid: str) -> dict[str, Any]:
 def reconcile_action(api: Any, usergroup: str, *, apply: bool) -> list[str]:
     """The action :data:`ACTION` to ``usergroup`` through the kyoten media type."""
     from kyoten.alerting.mediatype import NAME as MEDIA_TYPE
-    from kyoten.shell.zabbix_import import action_differences, canary_usergroup
+    from kyoten.shell.zabbix_import import canary_usergroup, reconcile_named_action
 
     group = canary_usergroup(api, usergroup)  # the same "group must exist" error
     media = api.mediatype.get(filter={"name": MEDIA_TYPE}, output=["mediatypeid"])
@@ -285,31 +285,7 @@ def reconcile_action(api: Any, usergroup: str, *, apply: bool) -> list[str]:
             )
         return [f"media type {MEDIA_TYPE!r} is missing", f"action {ACTION!r} is missing"]
     wanted = action(str(media[0]["mediatypeid"]), str(group["usrgrpid"]))
-    found = api.action.get(
-        filter={"name": ACTION},
-        output=["actionid", "eventsource", "status", "esc_period", "pause_suppressed"],
-        selectFilter="extend",
-        selectOperations="extend",
-        selectRecoveryOperations="extend",
-        selectUpdateOperations="extend",
-    )
-    if not found:
-        if apply:
-            api.action.create(**wanted)
-            return [f"created action {ACTION!r} to user group {usergroup!r}"]
-        return [f"action {ACTION!r} is missing"]
-    current = found[0]
-    if str(current["eventsource"]) != "0":
-        raise ImportFailed(f"an action named {ACTION!r} exists for another event source", 1)
-    differences = action_differences(current, wanted)
-    if not differences:
-        return []
-    if apply:
-        api.action.update(
-            actionid=current["actionid"],
-            **{k: v for k, v in wanted.items() if k not in ("name", "eventsource")},
-        )
-    return [f"{'updated action' if apply else 'action'} {ACTION!r}: " + "; ".join(differences)]
+    return reconcile_named_action(api, wanted, usergroup, apply=apply)
 
 
 # ---------------------------------------------------------------------------------- map
