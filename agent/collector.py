@@ -6,18 +6,13 @@ Used by ``kyoten get`` (one call per process, UserParameter mode) and by the age
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING, Any
 
-from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
+from kyoten.agent import jsontext
 from kyoten.agent.errors import ConnectError, KeyError_, KyotenError, TargetError, UnknownTarget
 from kyoten.agent.keytable import KEYS
 from kyoten.agent.shape import (
-    Json,
     Outcome,
     lld_rows,
     shape_cross,
@@ -27,10 +22,17 @@ from kyoten.agent.shape import (
 )
 from kyoten.agent.sources.oneshot import make_connector
 
+# names for the type checker only: ``kyoten get`` imports neither typing nor what is only
+# named in annotations (mypy reads any name TYPE_CHECKING as true)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import ThreadPoolExecutor
+    from typing import Any
 
+    from kyoten.agent.config import Config, PgpoolTarget, PgTarget, ZabbixTarget
     from kyoten.agent.keys import KeySpec
+    from kyoten.agent.shape import Json
     from kyoten.agent.sources.pgpool_live import PgpoolLive
 
 # Each family's query pass is imported when a key of it is asked for: ``kyoten get`` answers
@@ -56,12 +58,14 @@ def render_once(value: Any) -> str:
     """The same JSON from the standard library's encoder, for ``kyoten get``.
 
     A process that renders one document saves more by not importing orjson (it loads uuid,
-    platform and more: about 3 ms of CPU) than orjson's speed gives back. Same compact
-    UTF-8 form; a non-finite number comes out as null, as from orjson. Only the spelling of
-    a float's exponent may differ (1e+16 for 1e16), which JSON readers take alike.
+    platform and more: about 3 ms of CPU) than orjson's speed gives back, and it calls the
+    encoder under ``json.dumps`` directly (:mod:`kyoten.agent.jsontext`: ``json`` itself
+    imports ``re``). Same compact UTF-8 form; a non-finite number comes out as null, as from
+    orjson. Only the spelling of a float's exponent may differ (1e+16 for 1e16), which JSON
+    readers take alike.
     """
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return jsontext.dumps(value)
     except ValueError:
         return render_once(_finite(value))
 
@@ -228,6 +232,8 @@ class Collector:
 
     def cross(self, deadline: float) -> Json:
         """Every target at once, in parallel; a target that fails or is late is reported."""
+        from functools import partial  # only the cross key needs these
+
         start = time.monotonic()
         cfg = self.config
         jobs: dict[str, list[tuple[str, Callable[[], Json]]]] = {

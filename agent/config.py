@@ -3,8 +3,10 @@
 Item keys carry only a target's name (``kyoten.pg[site-a]``); host, port, user and secrets
 live here, so they never reach Zabbix, its database or its logs. The file is declared with the
 shared validator (:mod:`kyoten.common.schema`, the same mechanism as the bridge's
-``bridge.yaml``): every field is read and checked, then every problem is reported together with
-the field's path and the fix, rather than stopping at the first.
+``bridge.yaml``) in :mod:`kyoten.agent.config_schema`: every field is read and checked, then
+every problem is reported together with the field's path and the fix, rather than stopping at
+the first. That module and ``tomllib`` are imported only to parse: ``kyoten get`` mostly reuses
+a checked config (:mod:`kyoten.agent.config_cache`).
 
 The loaded config is a tree of named tuples, not dataclasses: ``kyoten get`` reads it in a new
 process on every poll, where importing ``dataclasses`` and building these classes (and the
@@ -14,17 +16,17 @@ snapshots') with it took about a fifth of the call's CPU.
 from __future__ import annotations
 
 import os
-import re
-import tomllib
-from typing import Any, NamedTuple
 
 from kyoten.agent.errors import ConfigError
 from kyoten.agent.keytable import DEADLINE
-from kyoten.common import schema as s
+from kyoten.agent.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/etc/kyoten/kyoten.toml"
 ENV_VAR = "KYOTEN_CONFIG"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _repr_without_password(obj: Endpoint | PcpSettings) -> str:
@@ -126,102 +128,35 @@ def config_path(explicit: str | None = None) -> str:
 
 def load_config(path: str | None = None) -> Config:
     """Read and validate the config file; every problem is reported at once."""
-    p = config_path(path)
+    return read_config(config_path(path))[0]
+
+
+def read_text(path: str) -> str:
+    """The config file's text; ConfigError when it is missing or not readable."""
     try:
-        with open(p, encoding="utf-8") as fh:  # os, not pathlib: kyoten get imports little
-            raw = tomllib.loads(fh.read())
+        with open(path, encoding="utf-8") as fh:  # os, not pathlib: kyoten get imports little
+            return fh.read()
     except FileNotFoundError:
-        raise ConfigError(f"config file {p} not found (set --config or {ENV_VAR})") from None
+        raise ConfigError(f"config file {path} not found (set --config or {ENV_VAR})") from None
     except PermissionError:
         raise ConfigError(
-            f"config file {p} is not readable by this user "
+            f"config file {path} is not readable by this user "
             f"(uid {os.geteuid()}); the agent runs as 'zabbix'"
         ) from None
+
+
+def read_config(path: str) -> tuple[Config, str, list[str]]:
+    """The config in the file ``path``, with what it was made from: the file's text and the
+    files its secrets were read from (``*_file``)."""
+    text = read_text(path)
+    import tomllib  # here: kyoten get mostly reuses a checked config (config_cache)
+
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(raw, p)
-
-
-# -- the file, declared with the shared validator (kyoten.common.schema) --------------------
-
-_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-
-def _endpoint(default_port: int, default_db: str) -> dict[str, s.Field]:
-    """The fields every target table takes."""
-    return {
-        "host": s.String(None, required=True, nonempty=True,
-                         fix='the server\'s address, e.g. host = "10.0.1.11"'),
-        "port": s.Integer(default_port, minimum=1, maximum=65535,
-                          fix="a TCP port (1-65535), without quotes"),
-        "dbname": s.String(default_db, nonempty=True),
-        "user": s.String("kyoten", nonempty=True),
-        "password": s.Secret(None, first_line=True),
-        "passfile": s.String(None),
-        "sslmode": s.Choice(None, {m: m for m in _SSLMODES}),
-        "site": s.String(""),
-    }  # fmt: skip
-
-
-def _pgpool_check(r: s.Reader, v: dict[str, Any], path: str) -> None:
-    pcp_given = v["pcp_user"] is not None or v["pcp_password"] is not None or v["pcppass"]
-    if v["pcp_port"] is None and pcp_given:
-        r.problem(s.join(path, "pcp_port"), "pcp settings given without pcp_port",
-                  "add it (Pgpool's pcp_port, 9898 by default)")  # fmt: skip
-    if v["watchdog"] and v["pcp_port"] is None:
-        r.problem(s.join(path, "watchdog"), "the watchdog is read through PCP",
-                  "add pcp_port")  # fmt: skip
-
-
-_TARGET_NAME = "target names may use letters, digits, '_', '.', '-' (max 64)"
-
-_POSTGRES = s.Section(
-    {
-        **_endpoint(5432, "postgres"),
-        "expected_standbys": s.Strings(single=False,
-                                       fix="the application_name of each standby, in a list"),
-    }
-)  # fmt: skip
-_PGPOOL = s.Section(
-    {
-        **_endpoint(9999, "postgres"),
-        "pcp_port": s.Integer(None, minimum=1, maximum=65535),
-        "pcp_user": s.String(None, nonempty=True),
-        "pcp_password": s.Secret(None, first_line=True),
-        "pcppass": s.String(None),
-        "watchdog": s.Boolean(False),
-        "backends": s.Strings(single=False,
-                              fix="the [postgres.*] names of Pgpool's backends, in node order"),
-        "replication_refresh": s.Number(10.0, minimum=1, maximum=3600, unit=" s",
-                                        fix="seconds, Pgpool's sr_check_period (10)"),
-    },
-    check=_pgpool_check,
-)  # fmt: skip
-_ZABBIX = s.Section(_endpoint(5432, "zabbix"))
-
-
-def _whole(r: s.Reader, v: dict[str, Any], path: str) -> None:
-    for name, pool in v["pgpool"].items():
-        for b in pool["backends"]:
-            if b not in v["postgres"]:
-                r.problem(f"pgpool.{name}.backends",
-                          f"{b!r} is not a postgres target",
-                          "name [postgres.*] tables in Pgpool's node order")  # fmt: skip
-
-
-FILE = s.Section(
-    {
-        "deadline": s.Number(DEADLINE, minimum=0.2, maximum=29, unit=" s",
-                             fix="keep it below the agent's Timeout (default 3 s)"),
-        "connect_timeout": s.Integer(2, minimum=2, fix="libpq's minimum is 2 s"),
-        "statement_timeout": s.Number(2.0, above=0, unit=" s"),
-        "postgres": s.Table(_POSTGRES, name=NAME_RE, name_text=_TARGET_NAME),
-        "pgpool": s.Table(_PGPOOL, name=NAME_RE, name_text=_TARGET_NAME),
-        "zabbix": s.Table(_ZABBIX, name=NAME_RE, name_text=_TARGET_NAME),
-    },
-    check=_whole,
-)  # fmt: skip
-"""The whole of kyoten.toml."""
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    files: list[str] = []
+    return parse_config(raw, path, files), text, files
 
 
 def _ep(v: dict[str, Any]) -> Endpoint:
@@ -236,10 +171,19 @@ def _ep(v: dict[str, Any]) -> Endpoint:
     )
 
 
-def parse_config(raw: dict[str, Any], source: str = "<memory>") -> Config:
+def parse_config(
+    raw: dict[str, Any], source: str = "<memory>", files: list[str] | None = None
+) -> Config:
     """Validate a parsed TOML document into a Config (pure: only secret files are read); every
-    problem in the file is reported at once, each with its field and its fix."""
-    v, problems = s.validate(FILE, raw)
+    problem in the file is reported at once, each with its field and its fix. The secret
+    files read are added to ``files`` when it is given."""
+    from kyoten.agent.config_schema import FILE
+    from kyoten.common import schema as s
+
+    reader = s.Reader()
+    v, problems = s.validate(FILE, raw, reader=reader)
+    if files is not None:
+        files += reader.files
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     pcp = {

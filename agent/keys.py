@@ -3,12 +3,12 @@ what the collector needs of each key the catalogue declares (:class:`KeySpec`)."
 
 from __future__ import annotations
 
-import re
-from typing import NamedTuple
-
 from kyoten.agent.errors import KeyError_
+from kyoten.agent.records import NamedTuple
 
-_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: the characters of a key's name, as the agent allows them ([A-Za-z0-9._-]); checked without
+#: ``re``, which ``kyoten get`` would import for this one pattern
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 class KeySpec(NamedTuple):
@@ -31,10 +31,12 @@ def parse_key(text: str) -> tuple[str, list[str]]:
     Quoted parameters may contain commas and ``\\"``; unquoted ones end at ``,`` or ``]``.
     ``key`` and ``key[]`` differ: the latter has one empty parameter.
     """
-    m = _NAME.match(text)
-    if not m:
+    end = 0
+    while end < len(text) and text[end] in _NAME_CHARS:
+        end += 1
+    if not end:
         raise KeyError_(f"malformed item key {text!r}: expected name[param,...]")
-    name, rest = m.group(), text[m.end() :]
+    name, rest = text[:end], text[end:]
     if not rest:
         return name, []
     if not rest.startswith("[") or not rest.endswith("]"):

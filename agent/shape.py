@@ -9,16 +9,20 @@ the codes in the templates, so the two cannot disagree; it reads them from their
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
 
 from kyoten.agent.keytable import VALUE_MAPS
-from kyoten.agent.snapshot import PgpoolRaw, PgRaw, Rows, ZabbixRaw
+from kyoten.agent.records import NamedTuple
 
-Json = dict[str, Any]
+# kyoten get imports no typing (see kyoten.agent.records); mypy reads TYPE_CHECKING as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
+
+    from kyoten.agent.snapshot import PgpoolRaw, PgRaw, Rows, ZabbixRaw
+
+    Json = dict[str, Any]
 
 
 class Codes:
@@ -230,13 +234,27 @@ def parse_delay(text: str) -> tuple[float, float]:
         return 0.0, -1.0
 
 
-@functools.lru_cache(maxsize=256)
+_LOCAL_TIMES: dict[str, int] = {}
+
+
 def parse_local_time(text: str) -> int:
     """Pgpool's '%F %T' local timestamps → epoch seconds (0 when empty/unparsable).
 
     Cached: the same few timestamps (last status change, last health check) come back on
-    every poll, and strptime is the dearest step of shaping a Pgpool snapshot.
+    every poll, and strptime is the dearest step of shaping a Pgpool snapshot. A dict
+    rather than functools.lru_cache, which would load functools into every ``kyoten get``.
     """
+    found = _LOCAL_TIMES.get(text)
+    if found is None:
+        if len(_LOCAL_TIMES) >= 256:
+            _LOCAL_TIMES.clear()
+        found = _LOCAL_TIMES[text] = _parse_local_time(text)
+    return found
+
+
+def _parse_local_time(text: str) -> int:
+    import datetime as dt  # a Pgpool's figures only
+
     try:
         return int(dt.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").timestamp())
     except ValueError:

@@ -9,7 +9,11 @@ tuples rather than dataclasses, for the CPU of ``kyoten get`` (see ``kyoten.agen
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from kyoten.agent.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Rows = tuple[dict[str, str], ...]
 """A result set as text by column name, as the simple query protocol and PCP give it."""

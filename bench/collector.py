@@ -5,9 +5,10 @@ Prints, in one run:
   * cold start, what UserParameter mode costs per poll: the CPU time (user + system, of the
     ``sh -c`` the agent runs and everything it starts) of ``kyoten get kyoten.pg[site-a]``
     beside one psql item on the same server, median and p90, with their ratio (goals: <= 50 ms
-    and <= 1x psql), and where a call's import time goes (``python -X importtime``);
+    and <= 1x psql), and where a call's import time goes (``python -X importtime``); as
+    installed, that is the ``kyoten-get`` launcher the Debian package's UserParameters run;
   * p50/p90 of the full PostgreSQL snapshot and the Pgpool-II snapshot through the real
-    zabbix_agent2 in UserParameter mode (``kyoten get`` per poll), next to one psql-based
+    zabbix_agent2 in UserParameter mode (``kyoten-get`` as installed), next to one psql-based
     UserParameter item (how the official "PostgreSQL by Zabbix agent" template and pg_monz
     collect; that template runs five such items per poll for replication alone);
   * the PostgreSQL snapshot with 1 and with 17 walsenders (16 extra ``pg_receivewal`` clients
@@ -36,7 +37,7 @@ from pathlib import Path
 
 from kyoten.agent.collector import Collector
 from kyoten.agent.config import load_config
-from kyoten.agent.export.userparameters import render_userparameters
+from kyoten.agent.export.userparameters import render_launcher, render_userparameters
 from kyoten.shell.lab.agent2 import Agent2
 from kyoten.shell.lab.cluster import build_cluster
 from kyoten.shell.lab.postgres import PG_USER, REPL_USER, pg_bindir
@@ -65,9 +66,10 @@ def main() -> int:
             f"{cluster.primary.port} -U kyoten -d postgres -c 'SELECT pg_is_in_recovery()'"
         )
         kyoten = str(Path(sys.executable).with_name("kyoten"))
+        installed = installed_layout(root)
         agent = Agent2(
             root / "agent2",
-            [*render_userparameters(kyoten, str(config)).splitlines(), ref],
+            [*render_userparameters(installed, str(config)).splitlines(), ref],
             timeout=10,
         )
         agent.start()
@@ -76,7 +78,7 @@ def main() -> int:
             f"kyoten collector benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
             f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPUs)"
         )
-        cold_start(kyoten, installed_layout(root), str(config), ref.split(",", 1)[1], args.cold)
+        cold_start(kyoten, installed, str(config), ref.split(",", 1)[1], args.cold)
         print("Through zabbix_agent2 6.0 (UserParameter mode, one process per poll):")
         pg_full = row(
             "kyoten.pg[site-a]  full PostgreSQL snapshot",
@@ -151,12 +153,15 @@ def cpu_ms(command: str, n: int) -> list[float]:
 
 
 def installed_layout(root: Path) -> str:
-    """A ``kyoten`` script as a regular (non-editable) install has it, like the .deb's venv.
+    """The ``kyoten-get`` launcher of a regular (non-editable) install, as the .deb has it.
 
     The development venv's editable install adds an import hook that site loads in every
-    process (pathlib, importlib.util, ...); a packaged install has none. Here: a venv whose
-    site-packages lists kyoten's folders under their import names and the development venv's
-    packages (plain .pth paths, no hook), and the console script pip writes.
+    process (pathlib, importlib.util, ...); a packaged install has none, and its
+    UserParameters run ``bin/kyoten-get`` (``python -IS``: no site at all), which
+    packaging/build-deb.sh writes with ``kyoten export launcher``. Here: a venv whose
+    site-packages holds kyoten under its import name (symbolic links to the folders), the
+    development venv's packages in a .pth file (which only the usual start-up reads), the
+    console script pip writes and the launcher as the package's build writes it.
     """
     top = Path(__file__).resolve().parent.parent
     venv = root / "installed"
@@ -173,16 +178,19 @@ def installed_layout(root: Path) -> str:
         ).stdout.strip()
 
     deps = purelib(sys.executable)
-    Path(purelib(str(venv / "bin/python")), "kyoten-bench.pth").write_text(
-        f"{pkg.parent}\n{deps}\n"
-    )
+    site_packages = Path(purelib(str(venv / "bin/python")))
+    (site_packages / "kyoten").symlink_to(pkg)
+    (site_packages / "kyoten-bench.pth").write_text(f"{deps}\n")
     script = venv / "bin/kyoten"
     script.write_text(
         f"#!{venv / 'bin/python3'}\nimport re\nimport sys\nfrom kyoten.shell.cli import main\n"
         "if __name__ == '__main__':\n    sys.exit(main())\n"
     )
     script.chmod(0o755)
-    return str(script)
+    launcher = venv / "bin/kyoten-get"
+    launcher.write_text(render_launcher(str(venv / "bin/python")))
+    launcher.chmod(0o755)
+    return str(launcher)
 
 
 def cold_start(kyoten: str, installed: str, config: str, psql_item: str, n: int) -> None:
@@ -192,7 +200,7 @@ def cold_start(kyoten: str, installed: str, config: str, psql_item: str, n: int)
     figures = {}
     for label, command in (
         ("kyoten get kyoten.pg[site-a], development venv", f"{kyoten} get --config {config} {key}"),
-        ("kyoten get kyoten.pg[site-a], as installed", f"{installed} get --config {config} {key}"),
+        ("kyoten-get kyoten.pg[site-a], as installed", f"{installed} --config {config} {key}"),
         ("one psql item (reference)", psql_item),
     ):
         samples = cpu_ms(command, n)
@@ -210,9 +218,9 @@ def cold_start(kyoten: str, installed: str, config: str, psql_item: str, n: int)
     import_breakdown(installed, config)
 
 
-def python_of(script: str) -> str:
-    """The interpreter of a console script (its #! line)."""
-    return Path(script).read_text().splitlines()[0].removeprefix("#!").strip()
+def python_of(script: str) -> list[str]:
+    """The interpreter of a script and its options (its #! line)."""
+    return Path(script).read_text().splitlines()[0].removeprefix("#!").split()
 
 
 def import_breakdown(kyoten: str, config: str, runs: int = 5) -> None:
@@ -221,11 +229,10 @@ def import_breakdown(kyoten: str, config: str, runs: int = 5) -> None:
     for _ in range(runs):
         done = subprocess.run(
             [
-                python_of(kyoten),
+                *python_of(kyoten),
                 "-X",
                 "importtime",
                 kyoten,
-                "get",
                 "--config",
                 config,
                 "kyoten.pg[site-a]",
@@ -253,14 +260,24 @@ def import_breakdown(kyoten: str, config: str, runs: int = 5) -> None:
         print(f"    {cum(name):6.1f} ms  {name}")
     inner = [n for n, (_, depth) in per_run[0].items() if depth == 1]
     kyoten_parts = sorted(
-        (n for n in inner if n.startswith("kyoten.") or n in ("orjson", "dataclasses", "typing")),
+        (
+            n
+            for n in inner
+            if n.startswith("kyoten.")
+            or n in ("orjson", "dataclasses", "typing", "ctypes", "collections")
+        ),
         key=cum,
         reverse=True,
     )
-    print("    of which, inside kyoten.agent.collector and the root command:")
+    print("    of which, inside kyoten.agent.commands:")
     for name in kyoten_parts[:10]:
         print(f"    {cum(name):6.1f} ms    {name}")
-    print(f"    ({len(per_run[0])} modules; psycopg loaded: {'psycopg' in per_run[0]})")
+    left_out = ("site", "typing", "re", "json", "tomllib", "threading", "psycopg")
+    loaded = [name for name in left_out if name in per_run[0]]
+    print(
+        f"    ({len(per_run[0])} modules; of {', '.join(left_out)}: "
+        f"{', '.join(loaded) or 'none'} loaded)"
+    )
 
 
 def start_receivewal(port: int, root: Path, count: int) -> list[subprocess.Popen[bytes]]:

@@ -77,6 +77,8 @@ class Reader:
     def __init__(self, base: str | None = None) -> None:
         self.base = base
         self.problems: list[str] = []
+        #: every file read (``*_file`` secrets): what the values depend on besides the data
+        self.files: list[str] = []
 
     def problem(self, path: str, what: str, fix: str = "") -> None:
         """Record ``path: what; fix``."""
@@ -85,6 +87,7 @@ class Reader:
     def read_file(self, name: str) -> str:
         """The text of the file ``name`` (relative to :attr:`base`); OSError if unreadable."""
         path = name if self.base is None else os.path.join(self.base, name)
+        self.files.append(path)
         with open(path, encoding="utf-8") as fh:
             return fh.read()
 
@@ -598,9 +601,17 @@ class ListOf(Field):
 
 
 def validate(
-    section: Section, data: Any, *, path: str = "", base: str | None = None
+    section: Section,
+    data: Any,
+    *,
+    path: str = "",
+    base: str | None = None,
+    reader: Reader | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Read ``data`` with ``section`` in one pass: (values, every problem found)."""
-    r = Reader(base)
+    """Read ``data`` with ``section`` in one pass: (values, every problem found).
+
+    ``reader``: the pass's Reader (``base`` is then its own), to see what files it read.
+    """
+    r = Reader(base) if reader is None else reader
     values = section.parse(r, path, {} if data is None else data)
     return values, r.problems

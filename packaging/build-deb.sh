@@ -50,6 +50,10 @@ rm -rf "$venv"/lib/python*/site-packages/kyoten-*.dist-info/direct_url.json
 # 3. relocate: the venv was made under $root, it runs from $PREFIX
 log "relocate to $PREFIX"
 grep -rlI --null -F "$venv" "$venv/bin" "$venv/pyvenv.cfg" | xargs -0 -r sed -i "s|$venv|$PREFIX|g"
+# the UserParameters' command (kyoten.agent.launcher): `kyoten get` run with python -IS, which pip
+# cannot write (it drops the options of the #! lines it writes)
+"$venv/bin/python" -m kyoten.shell.cli export launcher --python "$PREFIX/bin/python" >"$venv/bin/kyoten-get"
+chmod 0755 "$venv/bin/kyoten-get"
 # byte-code compiled now, recorded with its installed path, so `kyoten get` (a new process per
 # Zabbix poll) never compiles and never needs a writable site-packages
 "$PY" -m compileall -q -j 0 -s "$root" -p / "$venv/lib" >/dev/null

@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kyoten.agent import config_cache
 from kyoten.agent.plugin import protocol as p
 from kyoten.shell import cli
 
@@ -30,7 +32,12 @@ FORBIDDEN = (
 #: and snapshots are named tuples), psycopg (libpq through ctypes), argparse (the agent's
 #: forms of the command line are read without it) and orjson (the standard encoder).
 GET_NEVER = ("kyoten.agent.catalogue", "dataclasses", "psycopg", "argparse", "orjson")
+#: What the ``kyoten-get`` launcher (the packaged UserParameters' command) leaves out as well,
+#: once kyoten.toml is cached: Python's site start-up (``python -IS``), and the modules the
+#: collector no longer needs at run time (typing, re, json, tomllib, threading).
+LAUNCHER_NEVER = ("site", "typing", "re", "json", "tomllib", "threading")
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_version_matches_distribution(capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,6 +170,91 @@ def test_get_runs_without_the_bridge_stack(
     assert (
         sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in GET_NEVER)) == []
     )
+
+
+@pytest.fixture(scope="module")
+def installed_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``bin/kyoten-get`` as the Debian package installs it: a venv whose site-packages holds
+    kyoten under its import name (no editable-install hook), the launcher written by
+    ``render_launcher`` as packaging/build-deb.sh writes it."""
+    from kyoten.agent.export.userparameters import render_launcher
+
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    package = venv.parent / "package"
+    package.mkdir()
+    for part in ("agent", "common"):  # what kyoten get may import
+        (package / part).symlink_to(REPO / part)
+    (venv / "lib" / version / "site-packages" / "kyoten").symlink_to(package)
+    launcher = venv / "bin" / "kyoten-get"
+    launcher.write_text(render_launcher(str(venv / "bin" / "python")))
+    launcher.chmod(0o755)
+    return launcher
+
+
+def test_the_launcher_answers_as_kyoten_get_without_site_and_heavy_modules(
+    installed_launcher: Path, unreachable_config: tuple[Path, int], tmp_path: Path
+) -> None:
+    """``kyoten-get`` (what the packaged UserParameters run, ``python -IS``) prints what
+    ``kyoten get`` prints, and once kyoten.toml is cached, a call loads no site, typing, re,
+    json, tomllib or threading."""
+    config, port = unreachable_config
+    env = {**os.environ, "KYOTEN_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["--config", str(config), "kyoten.pg[site-a]"]
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+
+    shebang = installed_launcher.read_text().splitlines()[0].removeprefix("#!").split()
+    assert shebang[1:] == ["-IS"]
+    # a config written moments ago is not cached yet (config_cache.SETTLED_NS): let it settle
+    settled = config.stat().st_ctime_ns + config_cache.SETTLED_NS + 100_000_000
+    time.sleep(max(0.0, (settled - time.time_ns()) / 1e9))
+    runs = []
+    for _ in range(2):  # the first call parses kyoten.toml, the second reuses the checked one
+        runs.append(run([*shebang, "-X", "importtime", str(installed_launcher), *args]))
+    expected = run([str(BIN / "kyoten"), "get", *args])
+    assert expected.returncode == 1
+    assert json.loads(expected.stdout)["error"].startswith(
+        f"PostgreSQL site-a (127.0.0.1:{port}): "
+    )
+    for out in runs:
+        assert (out.stdout, out.returncode) == (expected.stdout, 1)
+    loaded = [importtime_modules(out.stderr) for out in runs]
+    assert "tomllib" in loaded[0]  # the path really parsed, then used the cache
+    modules = loaded[1]
+    assert_lean(
+        modules,
+        "kyoten.agent.commands",
+        "kyoten.agent.config_cache",
+        "kyoten.agent.sources.pq",
+        "kyoten.agent.keytable",
+    )
+    never = (*GET_NEVER, *LAUNCHER_NEVER)
+    assert sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in never)) == []
+    # as the agent runs it: through its #! line, nothing on stderr
+    direct = run([str(installed_launcher), *args])
+    assert (direct.stdout, direct.stderr, direct.returncode) == (expected.stdout, "", 1)
+
+
+def test_the_launcher_falls_back_to_site_in_an_editable_install(
+    tmp_path: Path, unreachable_config: tuple[Path, int]
+) -> None:
+    """Where kyoten is not in the interpreter's site-packages (this development venv's
+    editable install), the launcher runs site after all and answers the same."""
+    from kyoten.agent.export.userparameters import render_launcher
+
+    config, _ = unreachable_config
+    launcher = tmp_path / "kyoten-get"
+    launcher.write_text(render_launcher(sys.executable))
+    launcher.chmod(0o755)
+    args = ["--config", str(config), "kyoten.pg[site-a]"]
+    mine = subprocess.run([str(launcher), *args], capture_output=True, text=True, timeout=30)
+    theirs = subprocess.run(
+        [str(BIN / "kyoten"), "get", *args], capture_output=True, text=True, timeout=30
+    )
+    assert (mine.stdout, mine.stderr, mine.returncode) == (theirs.stdout, "", 1)
 
 
 # ----------------------------------------------------------------------------- the plugin

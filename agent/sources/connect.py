@@ -15,14 +15,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 from kyoten.agent.config import Endpoint
 from kyoten.agent.errors import ConnectError, QueryError, TargetError
 from kyoten.agent.sources.libpq import PsycopgSession
-from kyoten.agent.sources.session import LABELS, Session, describe_error
+from kyoten.agent.sources.session import LABELS, describe_error
 from kyoten.agent.timer import shared_timer
+
+if TYPE_CHECKING:
+    from kyoten.agent.sources.session import Session
 
 __all__ = ["LABELS", "Connector", "Lease", "Target", "describe_error", "open_connection"]
 

@@ -10,15 +10,17 @@ be loaded, and psycopg's otherwise.
 from __future__ import annotations
 
 import time
-from types import TracebackType
-from typing import TYPE_CHECKING
 
 from kyoten.agent.errors import ConnectError, QueryError, TargetError
 from kyoten.agent.sources import pq
-from kyoten.agent.sources.session import LABELS, Session, describe_error
+from kyoten.agent.sources.session import LABELS, describe_error
 
+TYPE_CHECKING = False  # kyoten get imports no typing (see kyoten.agent.records)
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from kyoten.agent.sources.connect import Connector, Target
+    from kyoten.agent.sources.session import Session
 
 
 class OneShot:

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, NamedTuple
 from kyoten.agent.config import PcpSettings
 from kyoten.agent.errors import QueryError, TargetError
 from kyoten.agent.snapshot import PgpoolRaw, Rows
-from kyoten.agent.sources.session import Session
 
 if TYPE_CHECKING:
     import subprocess
+
+    from kyoten.agent.sources.session import Session
 
 
 class LiveCheck(NamedTuple):

@@ -17,11 +17,13 @@ all differences are computed later, in pure code.
 
 from __future__ import annotations
 
-import json
-
 from kyoten.agent.errors import TargetError
+from kyoten.agent.jsontext import loads
 from kyoten.agent.snapshot import PgRaw
-from kyoten.agent.sources.session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kyoten.agent.sources.session import Session
 
 SUPPORTED = (120000, 189999)
 
@@ -107,7 +109,7 @@ def query_postgres(session: Session) -> PgRaw:
         receive_lsn=_float(row["receive_lsn"]),
         last_replay_ts=_float(row["last_replay_ts"]),
         replay_paused=row["replay_paused"] == "t",
-        standbys=tuple(json.loads(row["standbys"] or "[]")),
-        receiver=json.loads(row["receiver"]) if row["receiver"] else None,
-        slots=tuple(json.loads(row["slots"] or "[]")),
+        standbys=tuple(loads(row["standbys"] or "[]")),
+        receiver=loads(row["receiver"]) if row["receiver"] else None,
+        slots=tuple(loads(row["slots"] or "[]")),
     )

@@ -20,10 +20,14 @@ import os
 import select
 import sys
 import time
-from collections.abc import Sequence
 
 from kyoten.agent.errors import QueryError
-from kyoten.agent.snapshot import Rows
+
+TYPE_CHECKING = False  # kyoten get imports no typing (see kyoten.agent.records)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kyoten.agent.snapshot import Rows
 
 _P = ctypes.c_void_p
 _S = ctypes.c_char_p

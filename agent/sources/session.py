@@ -9,36 +9,39 @@ query at a time, text results by column name, the server's version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+# The Protocol is for the type checker alone: at run time it would cost ``kyoten get`` the
+# import of typing (see kyoten.agent.records), so every module names it under TYPE_CHECKING.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Protocol
 
-from kyoten.agent.snapshot import Rows
+    from kyoten.agent.snapshot import Rows
 
+    class Session(Protocol):
+        """One connection for one query pass."""
 
-class Session(Protocol):
-    """One connection for one query pass."""
+        @property
+        def server_version(self) -> int:
+            """server_version_num of the server (from the connection handshake)."""
+            ...
 
-    @property
-    def server_version(self) -> int:
-        """server_version_num of the server (from the connection handshake)."""
-        ...
+        @property
+        def raw(self) -> object:
+            """The driver's connection: what per-connection caches are keyed by."""
+            ...
 
-    @property
-    def raw(self) -> object:
-        """The driver's connection: what per-connection caches are keyed by."""
-        ...
+        def query(
+            self, command: str, columns: Sequence[str] | None = None, *, prepare: bool = False
+        ) -> Rows:
+            """Run ``command`` (simple query protocol); the last result set as {column: text}
+            rows (NULL as ''), only ``columns`` when given. Raises QueryError.
 
-    def query(
-        self, command: str, columns: Sequence[str] | None = None, *, prepare: bool = False
-    ) -> Rows:
-        """Run ``command`` (simple query protocol); the last result set as {column: text}
-        rows (NULL as ''), only ``columns`` when given. Raises QueryError.
-
-        ``prepare``: a statement run again and again on a kept connection is prepared once
-        and then only executed (the server plans the snapshot statement once, not per poll);
-        a one-shot connection ignores it.
-        """
-        ...
+            ``prepare``: a statement run again and again on a kept connection is prepared once
+            and then only executed (the server plans the snapshot statement once, not per poll);
+            a one-shot connection ignores it.
+            """
+            ...
 
 
 #: connection kinds → how errors name the server; "pgpool-nodes" is a Pgpool target's

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from kyoten.agent.snapshot import ZabbixRaw
-from kyoten.agent.sources.session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kyoten.agent.sources.session import Session
 
 HA_SQL = """
 SELECT ha_nodeid, name, address, port, lastaccess, status,

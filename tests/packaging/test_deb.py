@@ -121,6 +121,7 @@ def test_package_metadata_and_contents(deb: Path) -> None:
     for path in (
         "./usr/bin/kyoten -> /opt/kyoten/venv/bin/kyoten",
         "./usr/bin/kyoten-agent2-plugin -> /opt/kyoten/venv/bin/kyoten-agent2-plugin",
+        "./opt/kyoten/venv/bin/kyoten-get",
         *(f"./lib/systemd/system/{u}" for u in UNITS),
         "./usr/lib/sysusers.d/kyoten.conf",
         "./usr/lib/tmpfiles.d/kyoten.conf",
@@ -194,21 +195,23 @@ def test_agent_user_runs_the_userparameter_command(package: Path) -> None:
     conf.write_text(f'[postgres.site-a]\nhost = "127.0.0.1"\nport = {port}\n')
     shutil.chown(conf, "root", "kyoten")
     conf.chmod(0o640)
+    # the snippets run the lean launcher (python -IS, kyoten.agent.launcher), which answers as
+    # `kyoten get` does; twice, as the second call reads the config the first one cached
+    snippet = Path("/usr/share/kyoten/zabbix/zabbix_agent2.d/kyoten.conf").read_text()
+    assert "UserParameter=kyoten.pg[*],/opt/kyoten/venv/bin/kyoten-get 'kyoten.pg[$1]'" in snippet
+    launcher = Path("/opt/kyoten/venv/bin/kyoten-get")
+    assert launcher.read_text().splitlines()[0] == "#!/opt/kyoten/venv/bin/python -IS"
+    args = ("--config", str(conf), "kyoten.pg[site-a]")
     try:
-        got = run(
-            "/usr/bin/kyoten",
-            "get",
-            "--config",
-            str(conf),
-            "kyoten.pg[site-a]",
-            user="zabbix",
-            timeout=20,
-        )
+        got = run("/usr/bin/kyoten", "get", *args, user="zabbix", timeout=20)
+        lean = [run(str(launcher), *args, user="zabbix", timeout=20) for _ in range(2)]
     finally:
         conf.unlink()
     value = json.loads(got.stdout)
     # the target is not there: an error naming it, not a permission problem
     assert f"PostgreSQL site-a (127.0.0.1:{port})" in value["error"], value
+    for out in lean:
+        assert (out.stdout, out.stderr, out.returncode) == (got.stdout, "", got.returncode)
 
 
 def test_services_run_as_kyoten_from_the_package(package: Path, tmp_path: Path) -> None:
