@@ -19,6 +19,8 @@ from kyoten.shell.lab.agent2 import Agent2
 from kyoten.shell.lab.cluster import Cluster, build_cluster
 from kyoten.shell.lab.postgres import PgNode
 
+from tests.stacks import assert_stack_agent
+
 
 @pytest.fixture(scope="session")
 def lab_root() -> Iterator[Path]:
@@ -86,12 +88,15 @@ def kyoten_config(cluster: Cluster, lab_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def agent2(kyoten_config: Path, lab_root: Path) -> Iterator[Agent2]:
-    """zabbix_agent2 (as user zabbix) with kyoten's generated UserParameters."""
+def agent2(cluster: Cluster, kyoten_config: Path, lab_root: Path) -> Iterator[Agent2]:
+    """The cluster's stack's zabbix_agent2 (as user zabbix; bookworm: 6.0.14, trixie: 7.0
+    with 4.6's pcp tools) with kyoten's generated UserParameters."""
     agent = Agent2(
-        lab_root / "agent2",
+        lab_root / f"agent2-{cluster.stack}",
         render_userparameters(kyoten_binary(), str(kyoten_config)).splitlines(),
+        **cluster.agent2_options(),
     )
     agent.start()
+    assert_stack_agent(agent, cluster.stack)
     yield agent
     agent.stop()

@@ -132,6 +132,9 @@ class Agent2:
     #: trixie's loader, see :func:`trixie_agent2`.
     command: tuple[str, ...] = (AGENT2,)
     hostname: str = "kyoten-lab"
+    #: :meth:`get` asks in 7.0's JSON form with the item timeout :attr:`timeout`, as a 7.0
+    #: server does; else in the plain form, the only one 6.0 knows (7.0 gives it 60 s).
+    json_checks: bool = False
 
     @property
     def pidfile(self) -> Path:
@@ -207,7 +210,7 @@ class Agent2:
                 return self
             # ProcessingError: the agent hung up mid-answer (it died; the next round says why)
             with contextlib.suppress(OSError, ProcessingError):
-                value, _ = self.get("agent.ping", timeout=2)
+                value, _ = self.get_plain("agent.ping", timeout=2)
                 # Answering is not enough: the race is decided only once the registration
                 # run has exited and been reaped (the operational run starts lazily later).
                 settled = value == "1" and not self.children()
@@ -216,7 +219,14 @@ class Agent2:
         raise AgentLabError(f"zabbix_agent2 did not answer within {within_s} s: {self.tail()}")
 
     def get(self, key: str, timeout: float = 10) -> tuple[str | None, str | None]:
-        """One passive check the way zabbix_get does it: (value, error)."""
+        """One passive check the way zabbix_get does it, or a 7.0 server if
+        :attr:`json_checks`: (value, error)."""
+        if self.json_checks:
+            return self.get_json(key, self.timeout)
+        return self.get_plain(key, timeout)
+
+    def get_plain(self, key: str, timeout: float = 10) -> tuple[str | None, str | None]:
+        """One passive check in the plain form (zabbix_get's, 6.0's): (value, error)."""
         from zabbix_utils import Getter
 
         resp = Getter(host=HOST, port=self.port, timeout=timeout).get(key)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+import shlex
 from pathlib import Path
 
 from kyoten.shell.lab.procs import LabError
@@ -84,26 +85,36 @@ PCP_TOOLS = (
 )
 
 
-def pcp_tools(root: Path, directory: Path) -> Path:
-    """Wrappers in ``directory`` that run trixie's pcp tools (4.6) inside ``root``.
+def loader(root: Path) -> tuple[str, ...]:
+    """How to run a program of ``root`` from the host without ``chroot`` (so as any user, e.g.
+    the agent's ``zabbix``): trixie's own loader, with trixie's libraries only. ``usr/lib`` is
+    named because pgpool2 puts its ``libpcp.so.2`` there; left to the default search path, the
+    loader would take the host's (4.3's) instead."""
+    libs = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu", "usr/lib")
+    return (
+        str(root / "usr/lib64/ld-linux-x86-64.so.2"),
+        "--library-path",
+        ":".join(str(root / d) for d in libs),
+    )
 
-    Put first on PATH (as root: chroot), they stand in for the host's 4.3 tools. The password
-    file kyoten hands over (``PCPPASSFILE``, in the host's /tmp) is copied into the root's /tmp
-    for the call and removed after it.
+
+def pcp_tools(root: Path, directory: Path) -> Path:
+    """Wrappers in ``directory`` that run trixie's pcp tools (4.6) from ``root``.
+
+    Put first on PATH, they stand in for the host's 4.3 tools, for root (the tests' own
+    ``kyoten get``) and for ``zabbix`` alike (the collector in an agent's UserParameters or
+    plugin), hence :func:`loader` and not ``chroot``, which only root may call. Nothing else
+    is needed from the root: host names are addresses, and the password file kyoten hands
+    over (``PCPPASSFILE``) is read where it is.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
     for name in PCP_TOOLS:
         wrapper = directory / name
         wrapper.write_text(
             "#!/bin/sh\n"
-            f"# trixie's {name}, run inside {root} (kyoten.shell.lab.stack17)\n"
-            'if [ -n "$PCPPASSFILE" ]; then\n'
-            f'  f=$(mktemp -p "{root}/tmp" kyoten-pcppass.XXXXXX) || exit 1\n'
-            "  trap 'rm -f \"$f\"' EXIT\n"
-            '  cat "$PCPPASSFILE" > "$f"\n'
-            '  PCPPASSFILE="/tmp/${f##*/}"; export PCPPASSFILE\n'
-            "fi\n"
-            f'chroot {root} /usr/sbin/{name} "$@"\n'
+            f"# trixie's {name}, run from {root} (kyoten.shell.lab.stack17)\n"
+            f'exec {shlex.join([*loader(root), str(root / "usr/sbin" / name)])} "$@"\n'
         )
         wrapper.chmod(0o755)
     return directory

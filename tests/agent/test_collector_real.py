@@ -247,7 +247,7 @@ def test_stopped_servers_give_readable_errors_within_the_deadline(
     config = write_lab_config(c, c.primary.datadir.parent.parent / "cfg")
     deadline = load_config(str(config)).deadline
     c.pool_a.stop()
-    obj, took, rc = kyoten_get(config, "kyoten.pgpool[pool-a]")
+    obj, took, rc = kyoten_get(config, "kyoten.pgpool[pool-a]", path=c.pcp_bin)
     assert rc == 1 and took < deadline + 1.5
     assert f"127.0.0.1:{c.pool_a.port}" in obj["error"] and "refused" in obj["error"]
     assert "pcp" in obj["error"].lower()  # the PCP fallback was tried and failed too
@@ -262,7 +262,11 @@ def test_stopped_servers_give_readable_errors_within_the_deadline(
     assert rc == 0 and cross["pg_reachable"] == 1 and "site-b" in cross["unreachable"]
 
 
-def test_pgpool_refusing_sql_falls_back_to_pcp(cluster_factory: Callable[[], Any]) -> None:
+def test_pgpool_refusing_sql_falls_back_to_pcp(
+    cluster_factory: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
     from tests.conftest import write_lab_config
 
     c = cluster_factory()
@@ -284,7 +288,10 @@ def test_pgpool_refusing_sql_falls_back_to_pcp(cluster_factory: Callable[[], Any
     assert p["primary_node_id"] == -1 and p["children_busy"] is None
     # health-check stats over PCP too (pcp_health_check_stats, 4.2+): failing, not blank
     assert all(b["hc_total"] >= 1 and b["hc_last_ok_age"] != 0 for b in p["backends"])
-    # plugin mode (backends listed, live checks of its own) falls back to PCP just the same
+    # plugin mode (backends listed, live checks of its own) falls back to PCP just the same,
+    # with the same pcp tools
+    if c.pcp_bin is not None:
+        monkeypatch.setenv("PATH", f"{c.pcp_bin}{os.pathsep}{os.environ['PATH']}")
     plugin = Collector(load_config(str(config)), persistent=True)
     try:
         q = json.loads(plugin.get("kyoten.pgpool", ["pool-a"]))

@@ -26,8 +26,13 @@ from fakes import FakeHandler, fake_spec  # noqa: E402
 from kyoten.agent.plugin import protocol as p  # noqa: E402
 from kyoten.agent.plugin.session import PluginSpec, Session  # noqa: E402
 from kyoten.shell.lab import agent2 as lab  # noqa: E402
+from kyoten.shell.lab.agent2 import AgentLabError  # noqa: E402
+from kyoten.shell.lab.cluster import stack_agent2  # noqa: E402
 
-from tests.stacks import cluster, cluster_factory  # noqa: E402, F401  (per stack)
+from tests import stacks  # noqa: E402
+
+# the fixtures of tests/stacks.py, so this folder's real-stack tests run once per stack
+cluster, cluster_factory, stack = stacks.cluster, stacks.cluster_factory, stacks.stack
 
 
 class FakeAgent:
@@ -173,22 +178,67 @@ def fake_launcher(agent_root: Path) -> Path:
     return lab.write_launcher(agent_root / "fake-plugin", body, [str(HERE)])
 
 
-@pytest.fixture
-def make_agent(agent_root: Path) -> Iterator[Callable[..., lab.Agent2]]:
-    """Start real agents in fresh directories; all are stopped afterwards."""
-    agents: list[lab.Agent2] = []
+class Agents:
+    """Starts real agents in fresh directories under ``root``, all kept in :attr:`made`."""
 
-    def make(extra: list[str], race_retries: int = 1, **kwargs: Any) -> lab.Agent2:
-        root = Path(agent_root) / f"agent-{len(agents)}-{lab.free_port()}"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: list[lab.Agent2] = []
+
+    def __call__(self, extra: list[str], race_retries: int = 1, **kwargs: Any) -> lab.Agent2:
+        root = self.root / f"agent-{len(self.made)}-{lab.free_port()}"
         root.mkdir(mode=0o755)
         lab.chown_to_zabbix(root)
         agent = lab.Agent2(root, extra, **kwargs)
-        agents.append(agent)
+        self.made.append(agent)
         return agent.start(race_retries=race_retries)
 
-    yield make
-    for agent in agents:
+
+@pytest.fixture
+def make_agent(agent_root: Path) -> Iterator[Agents]:
+    """Start real agents (Debian's 6.0.14 unless ``command`` says otherwise) in fresh
+    directories; all are stopped afterwards."""
+    agents = Agents(agent_root)
+    yield agents
+    for agent in agents.made:
         agent.stop()
+
+
+class StackAgents:
+    """Starts the stack's own agents (``make_agent`` with the stack's agent 2 and pcp tools,
+    :func:`kyoten.shell.lab.cluster.stack_agent2`), each checked to be the stack's
+    (:func:`tests.stacks.assert_stack_agent`), even one that fails to start."""
+
+    def __init__(self, stack: str, make: Agents, options: dict[str, Any]) -> None:
+        self.stack = stack
+        self.make = make
+        self.options = options
+
+    def __call__(self, extra: list[str], **kwargs: Any) -> lab.Agent2:
+        try:
+            agent = self.make(extra, **self.options, **kwargs)
+        except AgentLabError:
+            stacks.assert_stack_agent(self.make.made[-1], self.stack)
+            raise
+        stacks.assert_stack_agent(agent, self.stack)
+        return agent
+
+    def error(self, reason: str) -> str:
+        """What this stack's agent reports for kyoten's error ``reason``."""
+        return stacks.agent_error(self.stack, reason)
+
+
+@pytest.fixture(scope="session")
+def stack_agent_options(stack: str, agent_root: Path) -> dict[str, Any]:
+    """How the stack runs zabbix_agent2; trixie's 4.6 pcp tools go to one directory here."""
+    return stack_agent2(stack, agent_root / f"pcp-bin-{stack}")
+
+
+@pytest.fixture
+def stack_agent(stack: str, make_agent: Agents, stack_agent_options: dict[str, Any]) -> StackAgents:
+    """Start agents of the stack: bookworm's zabbix_agent2 6.0.14, trixie's 7.0 with 4.6's
+    pcp tools first on its PATH. A test using it runs once per stack."""
+    return StackAgents(stack, make_agent, stack_agent_options)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,9 @@
-"""The real plugin (catalogue + persistent collector) under Debian's zabbix_agent2 6.0.14,
-against the lab's PostgreSQL primary + standby and two Pgpool-II, compared with UserParameter
-mode through a second agent on the same targets."""
+"""The real plugin (catalogue + persistent collector) under each stack's own zabbix_agent2
+(bookworm: Debian's 6.0.14; trixie: 7.0, with Pgpool-II 4.6's pcp tools), against the
+stack's PostgreSQL primary + standby and two Pgpool-II, compared with UserParameter mode
+through a second agent on the same targets. ``stack_agent`` checks that every agent is the
+stack's own, and asks 7.0 with the item timeout as its server would; where 6.0 and 7.0 answer
+differently (error texts), ``stack_agent.error`` says how."""
 
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_agent2
+from conftest import StackAgents, needs_agent2
 from kyoten.agent.export.userparameters import render_userparameters
-from kyoten.shell.lab.agent2 import Agent2, AgentLabError
+from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2, AgentLabError
+from kyoten.shell.lab.procs import make_dir, write_file
+
+from tests.stacks import assert_stack_agent
 
 pytestmark = [pytest.mark.integration, needs_agent2]
-MakeAgent = Callable[..., Agent2]
 
 KEYS = [
     "kyoten.pg[site-a]",
@@ -33,8 +38,8 @@ KEYS = [
 ]
 
 
-def plugin_agent(make_agent: MakeAgent, launcher: Path, config: Path, **kw: Any) -> Agent2:
-    return make_agent(
+def plugin_agent(agents: StackAgents, launcher: Path, config: Path, **kw: Any) -> Agent2:
+    return agents(
         [f"Plugins.Kyoten.System.Path={launcher}", f"Plugins.Kyoten.Config={config}"], **kw
     )
 
@@ -55,13 +60,13 @@ def stable(value: Any) -> Any:
 def test_plugin_mode_returns_what_userparameter_mode_returns(
     cluster: Any,
     kyoten_config: Path,
-    make_agent: MakeAgent,
+    stack_agent: StackAgents,
     kyoten_launcher: Path,
     kyoten_cli_launcher: Path,
 ) -> None:
-    plugin = plugin_agent(make_agent, kyoten_launcher, kyoten_config)
+    plugin = plugin_agent(stack_agent, kyoten_launcher, kyoten_config)
     userparams = render_userparameters(str(kyoten_cli_launcher), str(kyoten_config))
-    classic = make_agent([ln for ln in userparams.splitlines() if not ln.startswith("#")])
+    classic = stack_agent([ln for ln in userparams.splitlines() if not ln.startswith("#")])
 
     def both(key: str) -> tuple[Any, Any]:
         pv, perr = plugin.get(key)
@@ -85,21 +90,53 @@ def test_plugin_mode_returns_what_userparameter_mode_returns(
             pobj, uobj = both(key)
         assert pobj == uobj, key
     # a failure: UserParameter mode stores {"error": ...} (the template's CHECK_JSON_ERROR
-    # makes it "not supported"); the plugin answers ZBX_NOTSUPPORTED with the same reason
+    # makes it "not supported"); the plugin answers ZBX_NOTSUPPORTED with the same reason,
+    # as the agent words it
     pv, perr = plugin.get("kyoten.pg[nowhere]")
     uv, _ = classic.get("kyoten.pg[nowhere]")
     assert pv is None and perr is not None
-    assert uv is not None and json.loads(uv) == {"error": perr}
-    assert "unknown postgres target 'nowhere'" in perr
+    assert uv is not None and set(json.loads(uv)) == {"error"}
+    reason = json.loads(uv)["error"]
+    assert reason.startswith("unknown postgres target 'nowhere'"), reason
+    assert perr == stack_agent.error(reason)
     _, perr = plugin.get("kyoten.pg[site-a,extra]")
     assert perr is not None and "takes 1 parameter" in perr
     assert "panic" not in plugin.log()
 
 
-def test_a_burst_of_real_requests_is_answered(
-    cluster: Any, kyoten_config: Path, make_agent: MakeAgent, kyoten_launcher: Path
+def test_the_collector_under_the_agent_runs_the_stacks_pcp_tools(
+    cluster: Any,
+    kyoten_config: Path,
+    stack_agent: StackAgents,
+    kyoten_launcher: Path,
+    kyoten_cli_launcher: Path,
+    agent_root: Path,
 ) -> None:
-    agent = plugin_agent(make_agent, kyoten_launcher, kyoten_config)
+    """``watchdog = true`` has the collector run pcp_watchdog_info, in the plugin and in
+    UserParameter mode alike, as the agent's account: the stack's pcp tools (trixie: 4.6's,
+    not the host's 4.3) reach Pgpool, which has no watchdog here, and both modes say so."""
+    text = kyoten_config.read_text().replace(
+        "[pgpool.pool-a]\n", "[pgpool.pool-a]\nwatchdog = true\n"
+    )
+    directory = make_dir(agent_root / f"watchdog-{cluster.stack}", ZABBIX_USER, 0o755)
+    config = write_file(directory / "kyoten.toml", text, ZABBIX_USER, 0o640)
+    plugin = plugin_agent(stack_agent, kyoten_launcher, config)
+    userparams = render_userparameters(str(kyoten_cli_launcher), str(config))
+    classic = stack_agent([ln for ln in userparams.splitlines() if not ln.startswith("#")])
+    pv, perr = plugin.get("kyoten.pgpool[pool-a]")
+    uv, _ = classic.get("kyoten.pgpool[pool-a]")
+    assert pv is None and perr is not None and uv is not None
+    reason = json.loads(uv)["error"]
+    assert "pcp_watchdog_info" in reason and "watchdog is not enabled" in reason, reason
+    assert perr == stack_agent.error(reason)
+    assert_stack_agent(plugin, cluster.stack)  # now with the plugin process that ran pcp
+    assert len(plugin.children()) == 1
+
+
+def test_a_burst_of_real_requests_is_answered(
+    cluster: Any, kyoten_config: Path, stack_agent: StackAgents, kyoten_launcher: Path
+) -> None:
+    agent = plugin_agent(stack_agent, kyoten_launcher, kyoten_config)
     keys = KEYS * 6  # 48 checks at once, identical ones sharing snapshots
     with ThreadPoolExecutor(len(keys)) as pool:
         results = list(pool.map(agent.get, keys))
@@ -112,13 +149,13 @@ def test_a_burst_of_real_requests_is_answered(
 
 def test_stopping_a_target_mid_query_crashes_nothing_and_reconnects(
     cluster_factory: Callable[[], Any],
-    make_agent: MakeAgent,
+    stack_agent: StackAgents,
     kyoten_launcher: Path,
     agent_root: Path,
 ) -> None:
     c = cluster_factory()
     config = c.write_config(agent_root / f"kyoten-{c.primary.port}")
-    agent = plugin_agent(make_agent, kyoten_launcher, config)
+    agent = plugin_agent(stack_agent, kyoten_launcher, config)
     assert agent.get("kyoten.pg[site-b]")[1] is None  # the persistent connection is open
     plugin_pid = agent.children()
     errors: list[str] = []
@@ -157,10 +194,11 @@ def test_stopping_a_target_mid_query_crashes_nothing_and_reconnects(
 
 
 def test_a_configured_kyoten_config_that_does_not_load_stops_the_agent(
-    make_agent: MakeAgent, kyoten_launcher: Path, agent_root: Path
+    stack_agent: StackAgents, kyoten_launcher: Path, agent_root: Path
 ) -> None:
     missing = agent_root / "no-such-kyoten.toml"
-    with pytest.raises(AgentLabError, match=r"cannot register plugins.*not found"):
-        make_agent(
+    # 6.0: "cannot register plugins: [Kyoten] ..."; 7.0: "Cannot register plugins: ..."
+    with pytest.raises(AgentLabError, match=r"(?i)cannot register plugins.*not found"):
+        stack_agent(
             [f"Plugins.Kyoten.System.Path={kyoten_launcher}", f"Plugins.Kyoten.Config={missing}"]
         )
