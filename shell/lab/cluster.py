@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kyoten.shell.lab.agent2 import ZABBIX_USER, trixie_agent2
-from kyoten.shell.lab.config import ZabbixDb, lab_config
+from kyoten.shell.lab.config import ZabbixDb, lab_config, lab_secrets
 from kyoten.shell.lab.pgpool import Pgpool
 from kyoten.shell.lab.postgres import PgNode
 from kyoten.shell.lab.procs import LabError, free_port, make_dir, write_file
@@ -39,7 +39,10 @@ class Cluster:
     def write_config(self, directory: Path, zabbix: ZabbixDb | None = None) -> Path:
         """kyoten.toml naming site-a, site-b, pool-a, pool-b, readable by the agent's account."""
         make_dir(directory, ZABBIX_USER, 0o755)
-        text = lab_config(self.primary, [self.standby], [self.pool_a, self.pool_b], zabbix)
+        for name, secret in lab_secrets(zabbix).items():
+            write_file(directory / name, secret, ZABBIX_USER, 0o600)
+        pools = [self.pool_a, self.pool_b]
+        text = lab_config(self.primary, [self.standby], pools, zabbix, secrets=directory)
         return write_file(directory / "kyoten.toml", text, ZABBIX_USER, 0o640)
 
     def agent2_options(self) -> dict[str, Any]:

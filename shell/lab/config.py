@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from kyoten.shell.lab.pgpool import PCP_PASSWORD, PCP_USER, Pgpool
 from kyoten.shell.lab.postgres import MONITOR_USER, PgNode
@@ -26,8 +27,19 @@ def lab_config(
     pools: Sequence[Pgpool],
     zabbix: ZabbixDb | None = None,
     deadline: float = 2.5,
+    secrets: Path | None = None,
 ) -> str:
-    """TOML naming PostgreSQL targets by node name, Pgpool targets by pool name."""
+    """TOML naming PostgreSQL targets by node name, Pgpool targets by pool name.
+
+    ``secrets``: a folder holding the files of :func:`lab_secrets`, named by ``*_file`` as
+    README advises (a config with inline passwords is parsed on every ``kyoten get``, see
+    ``agent/config_cache.py``); None: the passwords inline."""
+
+    def secret(key: str, file: str, value: str) -> str:
+        if secrets is None:
+            return f'{key} = "{value}"'
+        return f'{key}_file = "{secrets / file}"'
+
     out = [f"deadline = {deadline}", ""]
     for node in (primary, *standbys):
         out += [
@@ -50,7 +62,7 @@ def lab_config(
             f'site = "{pool.site or pool.name}"',
             f"pcp_port = {pool.pcp_port}",
             f'pcp_user = "{PCP_USER}"',
-            f'pcp_password = "{PCP_PASSWORD}"',
+            secret("pcp_password", "pcp.password", PCP_PASSWORD),
             "backends = [" + ", ".join(f'"{b.name}"' for b in pool.backends) + "]",
             "",
         ]
@@ -61,7 +73,15 @@ def lab_config(
             f"port = {zabbix.port}",
             f'dbname = "{zabbix.dbname}"',
             f'user = "{zabbix.user}"',
-            f'password = "{zabbix.password}"',
+            secret("password", "zabbix.password", zabbix.password),
             "",
         ]
     return "\n".join(out)
+
+
+def lab_secrets(zabbix: ZabbixDb | None = None) -> dict[str, str]:
+    """The secret files :func:`lab_config` names with ``secrets``: file name -> content."""
+    files = {"pcp.password": f"{PCP_PASSWORD}\n"}
+    if zabbix is not None:
+        files["zabbix.password"] = f"{zabbix.password}\n"
+    return files
