@@ -21,6 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from ..canary import OWN_ID_PREFIX
 from ..channels.base import OpenProblem, Receipt
 from ..events import Event, Kind, Severity, Tag, UpdateAction
 
@@ -292,8 +293,15 @@ def delivery_rows(
     seq: int, event_id: str, channels: Sequence[str], now: float
 ) -> list[tuple[Any, ...]]:
     """``deliveries`` rows ``(seq, channel, event_id, next_at, created_at)``, one per channel,
-    due at once."""
-    return [(seq, c, event_id, now, now) for c in channels]
+    due at once.
+
+    The bridge's own alert-path alert (ids :data:`~kyoten.alerting.canary.OWN_ID_PREFIX`) is
+    due from the epoch, so that a grouped lane, which claims what is due ``group_wait`` ago,
+    sends it without waiting: the wait collects the symptoms Zabbix raises with a root cause,
+    and this alert fires exactly when Zabbix raises nothing (its deadline is three canary
+    intervals; a wait on top would pass it)."""
+    due = 0.0 if event_id.startswith(OWN_ID_PREFIX) else now
+    return [(seq, c, event_id, due, now) for c in channels]
 
 
 def tags_json(event: Event) -> str:

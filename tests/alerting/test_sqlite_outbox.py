@@ -4,11 +4,13 @@ must leave exactly what the one-event path leaves, in the same order."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kyoten.alerting.canary import OWN_ID_PREFIX
 from kyoten.alerting.events import Event, parse_event
 from kyoten.alerting.outbox import Accepted
 from kyoten.alerting.outbox import sqlite as sqlite_outbox
@@ -153,5 +155,23 @@ async def test_an_outbox_from_before_event_state_keeps_its_open_problems(tmp_pat
         assert shown.acknowledged and shown.changed_at == NOW + 1
         await outbox.accept(parse_event(payload("40", "recovery")), (), NOW + 2)
         assert await outbox.open_problems("tower") == ()
+    finally:
+        await outbox.close()
+
+
+async def test_the_bridges_own_alert_is_due_before_any_group_wait(tmp_path: Path) -> None:
+    """A grouped lane claims what was due ``group_wait`` ago; the bridge's own alert-path
+    alert must not wait (it fires when Zabbix raises nothing, and its deadline is three canary
+    intervals), while a Zabbix problem accepted at the same moment still does."""
+    outbox = SqliteOutbox(str(tmp_path / "bridge.db"))
+    await outbox.open()
+    own = dataclasses.replace(problem("9"), event_id=f"{OWN_ID_PREFIX}site-a-1")
+    try:
+        await outbox.accept(problem("10"), ("slack",), NOW)
+        await outbox.accept(own, ("slack",), NOW)
+        async with outbox.claim("slack", 10, NOW - 10) as claim:  # group_wait 10 s
+            assert [c.event.event_id for c in claim.items] == [own.event_id]
+        async with outbox.claim("slack", 10, NOW + 10) as claim:
+            assert {c.event.event_id for c in claim.items} == {own.event_id, "10"}
     finally:
         await outbox.close()
