@@ -605,14 +605,14 @@ def noc_widgets(
 ) -> list[Widget]:
     """The NOC dashboard: the map, the four questions as item values, problems, graphs.
 
-    Top: the map (every answer in one picture) beside the problems. Then one row of item
-    values per question: which site is primary (the cross-site host's primary targets and
-    each server's role), whether the Pgpools agree with PostgreSQL (agreement on the primary,
-    backend status mismatches, live backends held down), which Zabbix node is active, and how
-    far behind each standby is (replay lag in bytes and seconds, the WAL receiver). Last,
-    graphs over time: lag per standby, Pgpool children in use, backend delay, collector
-    duration. The problems widget lists open problems only, without those tagged with one of
-    ``hide_tags`` (the alert-path canary's, which are for the bridge, not for people).
+    Top: the map (every answer in one picture) beside the problems. Then one row of item values
+    per question: which site is primary (the cross-site host's primary targets, each server's
+    role and whether it accepts connections), whether the Pgpools agree with PostgreSQL
+    (agreement on the primary, backend status mismatches, live backends held down), which Zabbix
+    node is active, and how far behind each standby is (replay lag in bytes and seconds, the WAL
+    receiver). Last, graphs over time: lag per standby, Pgpool children in use, backend delay,
+    collector duration. The problems widget lists open problems only, without those tagged with
+    one of ``hide_tags`` (the alert-path canary's, which are for the bridge, not for people).
     """
     v7 = version >= "7.0"
 
@@ -641,7 +641,10 @@ def noc_widgets(
     cross_host = topo.host("cross").name
     values.append(("Primary", cross_host, item_key("cross", "primary_targets")))
     for h in topo.of_kind("postgres"):
+        # a server's own role item keeps its last value while the server is down: beside it,
+        # whether it answers, from the aggregate host (which still polls when it is gone)
         values.append((f"{h.target}: role", h.name, item_key("postgres", "in_recovery")))
+        values.append((f"{h.target}: up", cross_host, item_key("cross", "up", h.target)))
     values.append(("Pgpools agree on the primary", cross_host, item_key("cross", "pgpools_agree")))
     values.append(
         (

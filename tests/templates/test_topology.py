@@ -227,6 +227,13 @@ def test_noc_dashboard_answers_the_four_questions(version: str) -> None:
         n.replace("site-b", "noc-site-b") for n in names
     }
     assert "Backend status mismatches" in names and "Pgpool-II children in use" in names
+    # a dead server's own role item keeps its last value: beside each role, whether it
+    # answers, read from the aggregate host that still polls while it is gone
+    cross = topo.host("cross").name
+    for h in topo.of_kind("postgres"):
+        (answers,) = [w for w in widgets if w.name == f"{h.target}: up"]
+        (ref,) = [v for _, _, v in answers.fields if isinstance(v, Ref)]
+        assert (ref.host, ref.name) == (cross, topo_mod.item_key("cross", "up", h.target))
     refs = [v for w in widgets for _, _, v in w.fields if isinstance(v, Ref)]
     hosts = {h.name for h in topo.hosts}
     assert all(r.host in hosts for r in refs if r.kind == "item")
