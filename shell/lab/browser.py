@@ -9,6 +9,7 @@ found in one call may be gone by the next.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,14 @@ FLAGS = (
 )
 
 
-class Browser:
-    """One headless Chromium, logged in to one frontend."""
+class FrontendUnavailable(LabError):
+    """The frontend shows no login form but an error page (it cannot reach its database)."""
 
-    def __init__(self, base: str, name: str, user: str, password: str) -> None:
+
+class Browser:
+    """One headless Chromium, logged in to one frontend (``login=False``: not yet)."""
+
+    def __init__(self, base: str, name: str, user: str, password: str, login: bool = True) -> None:
         if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
             raise LabError("chromium and chromium-driver are missing: bootstrap.sh install")
         try:
@@ -43,21 +48,35 @@ class Browser:
             raise LabError("selenium is missing: pip install 'kyoten[test]'") from exc
 
         options = webdriver.ChromeOptions()
-        for flag in (*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='kyoten-chromium-')}"):
+        #: the browser's profile, removed by quit() (each one is some MB of cache)
+        self.profile = tempfile.mkdtemp(prefix="kyoten-chromium-")
+        for flag in (*FLAGS, f"--user-data-dir={self.profile}"):
             options.add_argument(flag)
         options.binary_location = str(CHROMIUM)
-        self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        except BaseException:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
         self.base, self.name = base, name
+        if not login:
+            return
         try:
             self.login(user, password)
         except BaseException:
-            self.driver.quit()
+            self.quit()
             raise
 
     def login(self, user: str, password: str) -> None:
+        """Log in; FrontendUnavailable when the frontend shows an error page instead of its
+        login form (the page stays open, for a screenshot of what a person sees)."""
         from selenium.webdriver.common.by import By
 
         self.driver.get(f"{self.base}/index.php")
+        if not self.driver.find_elements(By.NAME, "name"):
+            body = self.driver.execute_script("return document.body.innerText;") or ""
+            said = " ".join(str(body).split())[:300] or self.driver.title
+            raise FrontendUnavailable(f"{self.name}: no login form, the page says: {said}")
         self.driver.find_element(By.NAME, "name").send_keys(user)
         self.driver.find_element(By.NAME, "password").send_keys(password)
         self.driver.find_element(By.ID, "enter").click()
@@ -96,4 +115,7 @@ class Browser:
         return path
 
     def quit(self) -> None:
-        self.driver.quit()
+        try:
+            self.driver.quit()
+        finally:
+            shutil.rmtree(self.profile, ignore_errors=True)

@@ -2,13 +2,14 @@
 
 ``up`` brings up, step by step with durations: PostgreSQL primary (site A) and streaming standby
 (site B), one standalone Pgpool-II per site, the Zabbix database, Zabbix 6.0 server HA nodes for
-both sites (each reaching the database through its own site's Pgpool, as in production), the
-frontend with kyoten's templates and the bridge media type imported and hosts created,
-zabbix_agent2 running the kyoten loadable plugin, the alert-path canary (its template, host and
-action, as ``kyoten import --canary`` sets them up), and the alert bridge with mail to a local
-SMTP sink, Slack to a local fake of its Web API, and a PATLITE tower emulator. ``fault NAME``
-injects one failure, waits until the problem is in Zabbix and on the tower, repairs it and waits
-for the recovery. ``down`` stops everything. ``up`` is idempotent: it starts what is not running.
+both sites (each reaching the database through its own site's Pgpool, as in production), a
+frontend per site (likewise), with kyoten's templates and the bridge media type imported and
+hosts created, zabbix_agent2 running the kyoten loadable plugin, the alert-path canary (its
+template, host and action, as ``kyoten import --canary`` sets them up), and the alert bridge
+with mail to a local SMTP sink, Slack to a local fake of its Web API, and a PATLITE tower
+emulator. ``fault NAME`` injects one failure, waits until the problem is in Zabbix and on the
+tower, repairs it and waits for the recovery. ``down`` stops everything. ``up`` is idempotent:
+it starts what is not running.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from kyoten.shell.lab import inbox
 from kyoten.shell.lab.agent2 import ZABBIX_USER, Agent2, stop_agent_in
 from kyoten.shell.lab.cluster import Cluster
@@ -113,6 +115,7 @@ class Ports:
     zbx_a: int = 20051
     zbx_b: int = 20052
     web: int = 28080
+    web_b: int = 28081  # site B's frontend, through pool-b
     agent: int = 20050
     bridge: int = 28089
     smtp: int = 28025
@@ -173,6 +176,10 @@ class Demo:
         self.run_dir = root / "run"
         self.agent = Agent2(root / "agent2", port=p.agent, hostname="kyoten-demo", timeout=10)
         self.web_url = f"http://127.0.0.1:{p.web}"
+        self.web_url_b = f"http://127.0.0.1:{p.web_b}"
+        #: what site A's frontend answered when the last problems() found it cut from its
+        #: database ("" if it could read it), and where the problems came from instead
+        self.frontend_error = self.problems_from = ""
 
     # ------------------------------------------------------------------ small helpers
     def pidfile(self, name: str) -> Path:
@@ -400,21 +407,29 @@ class Demo:
         self.start_frontend()
 
     def start_frontend(self) -> None:
-        """The frontend, reading the database through site A's Pgpool like the server."""
+        """A frontend per site, each reading the database through its site's Pgpool like
+        the server: site A's on the demo's address, site B's beside it (what the NOC still
+        sees when site A's Pgpool locks its frontend out)."""
         from kyoten.shell.lab.zabbix import frontend_conf, serve_frontend, wait_api
 
-        web = make_dir(self.root / "web", "root", 0o755)
-        write_file(
-            web / "zabbix.conf.php",
-            frontend_conf(self.zabbix_db_view(self.pool_a), None, "kyoten demo"),
-            "root",
-            0o644,
-        )
-        if read_pid(self.pidfile("frontend")) is None or not port_open(self.p.web):
-            make_dir(self.run_dir, "root", 0o755)
-            proc = serve_frontend(web, self.p.web, self.run_dir / "frontend.log")
-            self.pidfile("frontend").write_text(f"{proc.pid}\n")
-        wait_api(self.p.web)
+        for name, folder, pool, port in (
+            ("frontend", "web", self.pool_a, self.p.web),
+            ("frontend-b", "web-b", self.pool_b, self.p.web_b),
+        ):
+            web = make_dir(self.root / folder, "root", 0o755)
+            title = "kyoten demo" if pool is self.pool_a else "kyoten demo (site B)"
+            write_file(
+                web / "zabbix.conf.php",
+                frontend_conf(self.zabbix_db_view(pool), None, title),
+                "root",
+                0o644,
+            )
+            if read_pid(self.pidfile(name)) is None or not port_open(port):
+                make_dir(self.run_dir, "root", 0o755)
+                proc = serve_frontend(web, port, self.run_dir / f"{name}.log")
+                self.pidfile(name).write_text(f"{proc.pid}\n")
+        for port in (self.p.web, self.p.web_b):
+            wait_api(port)
 
     def up_agent(self) -> None:
         from kyoten.agent.plugin.config import render_plugin_conf
@@ -729,6 +744,7 @@ class Demo:
 kyoten demo is up.
   Zabbix frontend   {self.web_url}/  (Admin / zabbix): the kyoten NOC dashboard, the map
                     "kyoten topology"; hosts in group "{HOST_GROUP}"
+                    site B's, through pool-b: {self.web_url_b}/
   PATLITE tower     http://127.0.0.1:{p.tower_web}/  (emulated PNS tower at 127.0.0.1:{p.tower});
                     or: kyoten tower status 'pns://127.0.0.1:{p.tower}?model=nh'
   Mailbox           {self.root / "mail" / "Maildir"}  (SMTP sink on 127.0.0.1:{p.smtp})
@@ -751,18 +767,22 @@ Stop:               kyoten demo down""")
             rows.append(
                 (f"zabbix_server {name}", read_pid(node.workdir / "zabbix_server.pid") is not None)
             )
-        for name in ("frontend", "tower", "smtp", "slack", "bridge"):
+        for name in ("frontend", "frontend-b", "tower", "smtp", "slack", "bridge"):
             rows.append((name, read_pid(self.pidfile(name)) is not None))
         for name, up in rows:
             print(f"  {name:22} {'up' if up else 'down'}")
         with contextlib.suppress(Exception):
-            for prob in self.api().problem.get(output=["name", "severity"], recent=False):
-                print(f"  problem: {prob['name']}")
+            for name in self.problems():
+                print(f"  problem: {name}")
+            if self.frontend_error:
+                print(f"  frontend: cannot reach its database ({self.frontend_error})")
+                print(f"  (the problems above were read from {self.problems_from})")
 
     def down(self, purge: bool) -> None:
         for name in ("bridge", "slack", "smtp", "tower"):
             self.stop_daemon(name)
         self.stop_daemon("frontend", group=True)
+        self.stop_daemon("frontend-b", group=True)
         stop_agent_in(self.agent.root)
         for node in self.zabbix_nodes().values():
             stop_pid(read_pid(node.workdir / "zabbix_server.pid"), "zabbix_server", timeout=60)
@@ -782,11 +802,47 @@ Stop:               kyoten demo down""")
         return (out.stdout or out.stderr).strip()
 
     def problems(self, min_severity: int = 0) -> list[str]:
-        """Open problems' names (severity 2 = Warning and above, 1 = Information)."""
-        found = self.api().problem.get(
-            output=["name"], recent=False, severities=list(range(min_severity, 6))
+        """Open problems' names (severity 2 = Warning and above, 1 = Information).
+
+        From site A's frontend API; when it cannot reach its database (it reads it through
+        pool-a, as site A's server does, so children-exhausted locks it out while the
+        server's kept connections still raise and deliver problems), from site B's frontend
+        (through pool-b), and failing that from the Zabbix database itself, past the
+        Pgpools. :attr:`frontend_error` then says what site A's frontend answered.
+        """
+        from kyoten.shell.lab.zabbix import login
+        from zabbix_utils.exceptions import APIRequestError
+
+        self.frontend_error = ""
+        for port in (self.p.web, self.p.web_b):
+            try:
+                found = login(port).problem.get(
+                    output=["name"], recent=False, severities=list(range(min_severity, 6))
+                )
+            except APIRequestError as exc:
+                if "database" not in str(exc).lower():
+                    raise
+                self.frontend_error = self.frontend_error or " ".join(str(exc).split())
+                continue
+            via = f"site B's frontend (through {self.pool_b.name})"
+            self.problems_from = via if self.frontend_error else ""
+            return [p["name"] for p in found]
+        self.problems_from = "the Zabbix database on PostgreSQL, past the Pgpools"
+        return self.problems_in_database(min_severity)
+
+    def problems_in_database(self, min_severity: int = 0) -> list[str]:
+        """What problem.get would list, read from the Zabbix database on the primary (or, if
+        it does not answer, the standby): open trigger problems, oldest first."""
+        primary, standby = self.roles()
+        query = (
+            "SELECT name FROM problem WHERE source = 0 AND object = 0 AND r_eventid IS NULL "
+            "AND severity >= %s ORDER BY eventid"
         )
-        return [p["name"] for p in found]
+        try:
+            rows = primary.sql(query, (min_severity,), dbname="zabbix")
+        except psycopg.Error:
+            rows = standby.sql(query, (min_severity,), dbname="zabbix")
+        return [str(r[0]) for r in rows]
 
     def wait_problem(self, fragment: str, present: bool, timeout: float) -> float:
         start = time.monotonic()
@@ -924,9 +980,11 @@ Stop:               kyoten demo down""")
         print(f"  own alert delivered after {time.monotonic() - start:.0f} s")
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
-        if screenshots is not None:
-            with contextlib.suppress(Exception):  # the frontend may be down with Zabbix
+        if screenshots is not None:  # an unreachable database: its error page is what shows
+            try:
                 self.screenshots(screenshots, name)
+            except LabError as exc:
+                print(f"  no screenshot: {exc}")
         if not recover:
             print("  left in place (--no-recover)")
             return
@@ -964,6 +1022,11 @@ Stop:               kyoten demo down""")
         print(f"  problem in Zabbix after {took:.0f} s; open problems now:")
         for problem in self.problems():
             print(f"    - {problem}")
+        if self.frontend_error:
+            print(
+                f"  site A's frontend reads its database through {self.pool_a.name} and cannot "
+                f"reach it ({self.frontend_error!r}): these were read from {self.problems_from}"
+            )
         # the channels group a fault's events for 10 s before the first message
         with contextlib.suppress(LabError):
             wait_for(
@@ -975,7 +1038,8 @@ Stop:               kyoten demo down""")
         time.sleep(3)  # the tower's state lane applies within a second or two
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
-        print(f"  notifications so far: {self.notifications(since)}")
+        so_far = self.notifications(since)
+        print(f"  notifications so far: {so_far}")
         if screenshots is not None:
             self.screenshots(screenshots, name)
         if not recover:
@@ -992,22 +1056,54 @@ Stop:               kyoten demo down""")
             timeout=timeout,
             interval=2,
         )
-        time.sleep(5)
         print(f"  resolved in Zabbix after {time.monotonic() - start:.0f} s")
+        # the all-clear is grouped too (10 s): a fault that resolves at once is not over before
+        with contextlib.suppress(LabError):
+            wait_for(
+                lambda: (
+                    (n := self.notifications(since)).mails > so_far.mails
+                    and n.slack_messages > so_far.slack_messages
+                ),
+                "the fault's all-clear by mail and in Slack",
+                timeout=40,
+                interval=1,
+            )
+        time.sleep(5)
         print(f"  tower: {self.tower_state()}")
         print(f"  bridge: {self.deliveries()}")
         print(f"  notifications for this fault: {self.notifications(since)}")
 
     def screenshots(self, folder: Path, tag: str) -> None:
         """The NOC dashboard (Admin's home page) and the topology map, as a wall screen shows
-        them now, into ``folder`` as ``<tag>-dashboard.png`` and ``<tag>-map.png``."""
-        from kyoten.agent.export import topology
-        from kyoten.shell.lab.browser import Browser
-        from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER
+        them now, into ``folder`` as ``<tag>-dashboard.png`` and ``<tag>-map.png``.
 
-        (found,) = self.api().map.get(filter={"name": topology.MAP_NAME}, output=["sysmapid"])
-        b = Browser(self.web_url, "demo", ADMIN_USER, ADMIN_PASSWORD)
+        A frontend that cannot reach its database shows an error page instead of its login
+        form, on both pages: that page is what a person sees, and it is what is saved. Then
+        site B's frontend (through pool-b) is shot too, as ``<tag>-site-b-*.png``: what the
+        NOC still sees when site A's Pgpool is exhausted.
+        """
+        if not self.screenshot_frontend(self.web_url, folder, tag):
+            self.screenshot_frontend(self.web_url_b, folder, f"{tag}-site-b")
+
+    def screenshot_frontend(self, url: str, folder: Path, tag: str) -> bool:
+        """One frontend's dashboard and map; False if it showed its error page instead."""
+        from kyoten.agent.export import topology
+        from kyoten.shell.lab.browser import Browser, FrontendUnavailable
+        from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, login
+
+        b = Browser(url, "demo", ADMIN_USER, ADMIN_PASSWORD, login=False)
         try:
+            try:
+                b.login(ADMIN_USER, ADMIN_PASSWORD)
+            except FrontendUnavailable as exc:
+                shots = [b.shot(folder, f"{tag}-dashboard")]
+                b.open("zabbix.php?action=map.view")
+                shots.append(b.shot(folder, f"{tag}-map"))
+                print(f"  screenshots: {', '.join(str(s) for s in shots)}")
+                print(f"  the frontend at {url} shows its error page instead: {exc}")
+                return False
+            api = login(int(url.rsplit(":", 1)[1]))
+            (found,) = api.map.get(filter={"name": topology.MAP_NAME}, output=["sysmapid"])
             time.sleep(6)  # the dashboard's widgets fetch their data after the page
             shots = [b.shot(folder, f"{tag}-dashboard")]
             errors = b.errors()
@@ -1021,6 +1117,7 @@ Stop:               kyoten demo down""")
             b.quit()
         print(f"  screenshots: {', '.join(str(s) for s in shots)}")
         print(f"  errors on the pages: {errors}" if errors else "  no error on the pages")
+        return True
 
     def ack(self, timeout: float) -> None:
         """Press *Acknowledge* in Slack as the NOC operator, on the newest message that still

@@ -134,6 +134,22 @@ def test_a_fault_reaches_zabbix_the_tower_and_the_channels_then_recovers(lab: Pa
     assert len(mails) == 2 and mails[1] > mails[0] > 0  # problem, then recovery mails
 
 
+def test_exhausted_pgpool_reaches_the_noc_though_it_locks_site_a_frontend_out(lab: Path) -> None:
+    """Every child of pool-a taken: the active server (site A, through pool-a) still raises the
+    lead over the connections it keeps, the bridge delivers it, and the fault sees it although
+    site A's frontend, which connects afresh through pool-a, shows only its database error."""
+    out = demo(lab, "fault", "children-exhausted", "--timeout", "180")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    before, after = text.split("repairing")
+    assert "Pgpool-II pool-a: every child process is busy" in before, text
+    assert "site A's frontend reads its database through pool-a and cannot reach it" in before
+    assert "read from site B's frontend (through pool-b)" in before, text
+    assert "tower: red=" in before and "green=off" in before, text  # a High problem is open
+    assert re.search(r"notifications so far: mail [1-9]\d* in 1 thread\(s\), Slack [1-9]", before)
+    assert "resolved in Zabbix" in after and "green=on" in after, text
+
+
 def quiet(lab: Path, window: float = GROUP_WINDOW, timeout: float = 180) -> None:
     """Until nothing was sent for longer than the demo's group window: an incident takes new
     members for that long after its last message."""
