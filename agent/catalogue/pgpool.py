@@ -380,7 +380,7 @@ FAMILY = Family(
             f"{A}: SQL refused, read through PCP",
             ValueType.UNSIGNED,
             "1 when Pgpool refused SQL (typically: all backends down) and the snapshot "
-            "came from pcp_node_info.",
+            "came from the pcp tools (pcp_node_info, pcp_proc_info).",
             valuemap=BOOL_MAP.name,
             triggers=(
                 Trigger(
@@ -527,7 +527,8 @@ FAMILY = Family(
             ValueType.UNSIGNED,
             "Children serving a client (SHOW POOL_PROCESSES, not 'Wait for connection', 4.3+; "
             "before 4.3 children holding a client in SHOW POOL_POOLS); includes kyoten's own "
-            "connection. null (no value) when read through PCP.",
+            "connection. Read through PCP, the same from pcp_proc_info -a (4.3+ Status, before "
+            "Connected), without kyoten's own; null (no value) if pcp_proc_info failed.",
             graph="children",
             optional=True,
             triggers=(
@@ -541,11 +542,12 @@ FAMILY = Family(
                     "database connection through this Pgpool hangs (or is refused, with "
                     "reserved_connections), and soon the server itself. Seen within one poll, "
                     "through the plugin's kept connection (kyoten's own connection counts as "
-                    "busy). Fix: find who holds the connections (SHOW POOL_PROCESSES, "
-                    "pcp_proc_info); children stuck on a backend that went away are freed by "
-                    "pcp_detach_node and pcp_attach_node of that node, or a Pgpool restart; "
-                    "then raise num_init_children above what the clients need. Resolves when "
-                    "a child is free again.",
+                    "busy), or through pcp_proc_info when kyoten connects afresh and is locked "
+                    "out too (UserParameter mode). Fix: find who holds the connections (SHOW "
+                    "POOL_PROCESSES, pcp_proc_info); children stuck on a backend that went "
+                    "away are freed by pcp_detach_node and pcp_attach_node of that node, or a "
+                    "Pgpool restart; then raise num_init_children above what the clients need. "
+                    "Resolves when a child is free again.",
                     opdata="In use: {ITEM.LASTVALUE1} of {ITEM.LASTVALUE2}",
                     depends_on=(_NODATA,),
                     scope="capacity",
@@ -556,7 +558,7 @@ FAMILY = Family(
             "children_busy_pct",
             f"{A}: Child processes in use, %",
             ValueType.FLOAT,
-            "children_busy / children_total; null (no value) when read through PCP.",
+            "children_busy / children_total; null (no value) when children_busy is.",
             units="%",
             optional=True,
             triggers=(

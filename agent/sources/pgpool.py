@@ -203,7 +203,8 @@ def compose_nodes(view: Rows, live: Mapping[str, LiveCheck], replication: Rows) 
 
 
 def parse_verbose(text: str) -> list[dict[str, str]]:
-    """Parse ``pcp_* -v`` output: 'Key : value' lines, records separated by blank lines."""
+    """Parse ``pcp_* -v`` output: 'Key : value' lines, records separated by blank lines, or
+    by nothing (4.1/4.2's pcp_proc_info -v): a key seen again starts the next record."""
     records: list[dict[str, str]] = []
     current: dict[str, str] = {}
     for line in text.splitlines():
@@ -214,7 +215,11 @@ def parse_verbose(text: str) -> list[dict[str, str]]:
             continue
         key, sep, value = line.partition(":")
         if sep:
-            current[key.strip()] = value.strip()
+            key = key.strip()
+            if key in current:
+                records.append(current)
+                current = {}
+            current[key] = value.strip()
     if current:
         records.append(current)
     return records
@@ -376,6 +381,35 @@ def health_from_pcp(text: str) -> dict[str, str]:
     return {_PCP_HEALTH_TO_SQL[k]: v for k, v in rec.items() if k in _PCP_HEALTH_TO_SQL}
 
 
+def processes_from_pcp(text: str) -> Rows | None:
+    """``pcp_proc_info -a -v`` as the rows SHOW gives for counting busy children; None if
+    it tells nothing (``No process information available``, or no field to count by).
+
+    Both print one record per child, pool slot and backend (``get_pools()``, as SHOW
+    POOL_POOLS). 4.3+ (``output_procinfo_result()`` titles ``PID``, ``Status``, …) carry the
+    child's own status in each record (``pi->status``, as SHOW POOL_PROCESSES' ``status``):
+    one row per child. 4.1/4.2 (titles ``Connected``, ``PID``, ``Backend ID``, records not
+    separated) have no status but SHOW POOL_POOLS' ``pool_connected``: one row per record,
+    counted per child on the backends that are up, as over SQL (``busy_query``).
+    """
+    records = [r for r in parse_verbose(text) if r.get("PID")]
+    if not records:
+        return None
+    if "Status" in records[0]:
+        status = {r["PID"]: r.get("Status", "") for r in records}
+        return tuple({"pool_pid": pid, "status": s} for pid, s in status.items())
+    if "Connected" in records[0]:
+        return tuple(
+            {
+                "pool_pid": r["PID"],
+                "backend_id": r.get("Backend ID", ""),
+                "pool_connected": r.get("Connected", ""),
+            }
+            for r in records
+        )
+    return None
+
+
 def node_count(text: str, where: str) -> int:
     """``pcp_node_count``: one number."""
     words = text.split()
@@ -389,19 +423,26 @@ def query_pgpool_pcp(pcp: Pcp, now: float, timeout: float) -> PgpoolRaw:
 
     Only options every version accepts: ``pcp_node_info -a`` is 4.3+, so each node is asked
     by ``-n`` (4.1+), all nodes and their health-check stats (4.2+) at once, after
-    pcp_node_count. Health-check stats a Pgpool cannot give (4.1) are unknown (None);
-    any other failure is an error with pcp's message.
+    pcp_node_count, with the children's state (``pcp_proc_info -a -v``, 4.0+): busy children
+    are seen even when every child is taken, which is when SQL is refused in UserParameter
+    mode. Health-check stats a Pgpool cannot give (4.1) are unknown (None), and so are busy
+    children when pcp_proc_info fails or tells nothing countable (the snapshot stands
+    without them); pcp_node_count, pcp_proc_count or pcp_node_info failing, or any command
+    failing other than as unsupported, is an error with pcp's message.
     """
     end = time.monotonic() + timeout
     n = node_count(pcp.run("pcp_node_count", [], timeout), pcp.label)
-    calls: list[tuple[str, Sequence[str]]] = [("pcp_proc_count", [])]
+    calls: list[tuple[str, Sequence[str]]] = [
+        ("pcp_proc_count", []),
+        ("pcp_proc_info", ["-a", "-v"]),
+    ]
     calls += [("pcp_node_info", ["-n", str(i), "-v"]) for i in range(n)]
     calls += [("pcp_health_check_stats", ["-n", str(i), "-v"]) for i in range(n)]
     results = pcp.run_all(calls, max(end - time.monotonic(), 0.1))
-    for result in results:
+    count, procs, infos, stats = results[0], results[1], results[2 : n + 2], results[n + 2 :]
+    for result in (count, *infos, *stats):
         if isinstance(result, TargetError) and not isinstance(result, PcpUnsupported):
             raise result
-    count, infos, stats = results[0], results[1 : n + 1], results[n + 1 :]
     if isinstance(count, TargetError):
         raise count
     nodes = []
@@ -417,7 +458,7 @@ def query_pgpool_pcp(pcp: Pcp, now: float, timeout: float) -> PgpoolRaw:
         version="",
         nodes=tuple(nodes),
         health=health,
-        processes=None,
+        processes=processes_from_pcp(procs) if isinstance(procs, str) else None,
         num_init_children=len(count.split()) or None,
         watchdog=None,
         now=now,

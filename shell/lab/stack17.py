@@ -81,6 +81,7 @@ PCP_TOOLS = (
     "pcp_node_info",
     "pcp_health_check_stats",
     "pcp_proc_count",
+    "pcp_proc_info",
     "pcp_watchdog_info",
 )
 

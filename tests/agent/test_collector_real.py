@@ -285,7 +285,9 @@ def test_pgpool_refusing_sql_falls_back_to_pcp(
     assert_catalogue_shape(p, family("kyoten.pgpool"))
     assert [b["status"] for b in p["backends"]] == [3, 3]
     assert [b["pg_status"] for b in p["backends"]] == [0, 0]  # and PostgreSQL agrees
-    assert p["primary_node_id"] == -1 and p["children_busy"] is None
+    assert p["primary_node_id"] == -1
+    # the children as pcp_proc_info reports them (4.3+ status), never unknown on these stacks
+    assert 0 <= p["children_busy"] <= p["children_total"] == c.pool_a.num_init_children
     # health-check stats over PCP too (pcp_health_check_stats, 4.2+): failing, not blank
     assert all(b["hc_total"] >= 1 and b["hc_last_ok_age"] != 0 for b in p["backends"])
     # plugin mode (backends listed, live checks of its own) falls back to PCP just the same,
@@ -293,11 +295,44 @@ def test_pgpool_refusing_sql_falls_back_to_pcp(
     if c.pcp_bin is not None:
         monkeypatch.setenv("PATH", f"{c.pcp_bin}{os.pathsep}{os.environ['PATH']}")
     plugin = Collector(load_config(str(config)), persistent=True)
-    try:
-        q = json.loads(plugin.get("kyoten.pgpool", ["pool-a"]))
+    try:  # polls: a PCP call right after a failover can be refused while Pgpool restarts its
+        # PCP process (4.6: "unable to read data from socket"); that is one failed poll
+        q = wait_until(
+            lambda: json.loads(plugin.get("kyoten.pgpool", ["pool-a"])),
+            "plugin mode to read pool-a through PCP",
+        )
     finally:
         plugin.close()
     assert (q["via_pcp"], q["backends_up"], q["live_checks"]) == (1, 0, "pgpool")
+
+
+def test_exhausted_pgpool_reads_busy_children_through_pcp(
+    cluster: Any, kyoten_config: Path
+) -> None:
+    """Every child a client can get is taken: a fresh ``kyoten get`` (UserParameter mode) is
+    refused SQL too, and reads the busy children through pcp_proc_info, so *every child
+    process is busy* fires there as well."""
+    from kyoten.shell.lab.faults import Faults
+
+    c = cluster
+    faults = Faults([c.primary, c.standby], [c.pool_a, c.pool_b], Path("/nonexistent"))
+    try:
+        faults.exhaust(c.pool_a)  # refused at num_init_children - reserved_connections
+        p, took, rc = kyoten_get(kyoten_config, "kyoten.pgpool[pool-a]", path=c.pcp_bin)
+        assert rc == 0 and p["via_pcp"] == 1, p
+        assert p["children_total"] == c.pool_a.num_init_children
+        # every child a client can get is busy (reserved_connections = 1 keeps one back)
+        assert p["children_total"] >= p["children_busy"] >= len(faults.held)
+        assert len(faults.held) >= p["children_total"] - 1
+        assert took < 10, took
+    finally:
+        faults.release()
+    calm = wait_until(
+        lambda: (o := pool(kyoten_config, "pool-a"))["children_busy"] <= 2 and o,
+        "pool-a to free its children",
+        timeout=10,
+    )
+    assert calm["via_pcp"] == 0 and calm["children_total"] == c.pool_a.num_init_children
 
 
 def test_promotion_gives_two_primaries_and_disagreeing_pgpools(

@@ -18,7 +18,13 @@ from kyoten.agent.collector import Collector
 from kyoten.agent.config import PcpSettings, parse_config
 from kyoten.agent.errors import TargetError
 from kyoten.agent.shape import children_in_use, shape_pgpool
-from kyoten.agent.sources.pgpool import Pcp, query_pgpool_pcp, query_pgpool_sql, query_watchdog
+from kyoten.agent.sources.pgpool import (
+    Pcp,
+    processes_from_pcp,
+    query_pgpool_pcp,
+    query_pgpool_sql,
+    query_watchdog,
+)
 
 from tests.agent.helpers import assert_catalogue_shape, family
 from tests.agent.pgpool_fixtures import FakePgpool, fake_pcp_bin, pcp_calls, psql_rows, text
@@ -146,10 +152,12 @@ def test_pcp_fallback_on_41_asks_each_node_and_has_no_health_stats(fake_pcp) -> 
     assert obj["via_pcp"] == 1 and obj["backends_total"] == 2 and obj["backends_up"] == 2
     assert [b["backend"] for b in obj["backends"]] == ["/tmp:11002", "/tmp:11003"]
     assert obj["primary_node_id"] == 0.0 and obj["children_total"] == 32
-    assert obj["children_busy"] is None  # PCP gives no busy count
+    # pcp_proc_info -a -v: children 19696 and 20024 hold a client, as SHOW POOL_POOLS says
+    assert obj["children_busy"] == 2 == sql_snapshot("4.1")[0]["children_busy"]
     assert all(b[f] is None for b in obj["backends"] for f in (*HC, "drift"))
     calls = pcp_calls(log)
-    assert not any("-a" in c for c in calls)  # 4.1's pcp_node_info has no -a
+    assert not any("-a" in c for c in calls if c[0] == "pcp_node_info")  # 4.1: no -a there
+    assert ["pcp_proc_info", "-a", "-v"] in [[c[0], *c[-2:]] for c in calls]  # -a: 4.0+
     asked = sorted(" ".join([c[0], *c[-3:]]) for c in calls if c[0] == "pcp_node_info")
     assert asked == ["pcp_node_info -n 0 -v", "pcp_node_info -n 1 -v"]
     assert calls[0][0] == "pcp_node_count"  # first, to know how many nodes to ask
@@ -173,6 +181,79 @@ def test_pcp_fallback_on_43_real_output(fake_pcp) -> None:  # type: ignore[no-un
     ]
     assert obj["pg_primaries"] == 1 and obj["children_total"] == 16
     assert [b["hc_total"] for b in obj["backends"]] == [259, 259]
+
+
+# pcp_proc_info -a -v of each release and what SHOW says of the same children: the fixture
+# directory, SHOW's rows ("show_pool_processes" 4.3+, "show_pool_pools" before), backends up
+PROC_INFO = [
+    ("4.1", "show_pool_pools.txt", [0, 1], 2),
+    ("4.2", "show_pool_pools.txt", [0, 1], 2),
+    ("4.3.5-deb12", "show_pool_processes.txt", [0, 1], 3),  # captured together
+    ("4.6.1-trixie", "show_pool_processes.txt", [0, 1], 3),
+]
+
+
+def busy_pids(rows: Any, up: list[int]) -> set[str]:
+    """The children each row set says are busy, by the rule children_in_use applies."""
+    return {
+        r["pool_pid"]
+        for r in rows
+        if r.get("status", "Wait for connection") != "Wait for connection"
+        or (r.get("pool_connected") == "1" and int(r["backend_id"]) in up)
+    }
+
+
+@pytest.mark.parametrize(("fixtures", "show", "up", "busy"), PROC_INFO)
+def test_busy_children_through_pcp_are_what_sql_says(
+    fixtures: str, show: str, up: list[int], busy: int
+) -> None:
+    sql = psql_rows(text(fixtures, show))
+    pcp = processes_from_pcp(text(fixtures, "pcp_proc_info.txt"))
+    assert pcp is not None
+    assert children_in_use(pcp, up) == children_in_use(sql, up) == busy
+    assert busy_pids(pcp, up) == busy_pids(sql, up)  # the same children, not just as many
+    assert {r["pool_pid"] for r in pcp} == {r["pool_pid"] for r in sql}  # every child, -a
+
+
+@pytest.mark.parametrize("fixtures", ["4.3.5-deb12", "4.6.1-trixie"])
+def test_exhausted_pgpool_through_pcp_counts_every_taken_child(fixtures: str) -> None:
+    """Captured while every child a client could get was held (num_init_children 16,
+    reserved_connections 1): 15 busy, the last one kept free by Pgpool."""
+    pcp = processes_from_pcp(text(fixtures, "pcp_proc_info.exhausted.txt"))
+    assert pcp is not None and len(pcp) == 16  # one row per child, not per slot and backend
+    assert children_in_use(pcp, [0, 1]) == 15
+
+
+def test_pcp_fallback_on_43_counts_busy_children(fake_pcp) -> None:  # type: ignore[no-untyped-def]
+    log = fake_pcp("4.3", "4.3.5-deb12")
+    obj = pcp_snapshot("4.3")
+    assert (obj["children_busy"], obj["children_total"], obj["children_busy_pct"]) == (3, 16, 18.75)
+    assert ["pcp_proc_info", "-a", "-v"] in [[c[0], *c[-2:]] for c in pcp_calls(log)]
+
+
+def test_pcp_proc_info_telling_nothing_is_unknown_not_zero() -> None:
+    assert processes_from_pcp("No process information available\n\n") is None
+    assert processes_from_pcp("") is None
+    # a record with neither Status (4.3+) nor Connected (4.1/4.2): nothing to count by
+    assert processes_from_pcp("Database : x\nPID : 12\n\n") is None
+    idle = processes_from_pcp("PID : 12\nStatus : Wait for connection\n\n")
+    assert idle is not None and children_in_use(idle, [0]) == 0  # known idle: 0
+
+
+def test_failed_pcp_proc_info_leaves_the_rest_of_the_snapshot(
+    fake_pcp,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_pcp("4.2", "4.2")
+    monkeypatch.setenv("FAKE_PCP_FAIL", "pcp_proc_info")
+    obj = pcp_snapshot("4.2")
+    assert obj["children_busy"] is None and obj["children_busy_pct"] is None
+    assert obj["backends_up"] == 2 and obj["children_total"] == 32
+    assert obj["backends"][1]["hc_total"] == 19
+    # refused as every other call is (here: the password): an error, with pcp's message
+    monkeypatch.setenv("FAKE_PCP_FAIL", "pcp_proc_info,pcp_proc_count,pcp_node_info")
+    with pytest.raises(TargetError, match="authentication failed"):
+        query_pgpool_pcp(PCP, 0.0, 10.0)
 
 
 def test_pcp_error_after_connecting_exits_0_and_is_an_error_with_its_message(
