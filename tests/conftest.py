@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kyoten.agent.export.userparameters import render_userparameters
@@ -82,21 +83,43 @@ def write_lab_config(c: Cluster, directory: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kyoten_config(cluster: Cluster, lab_root: Path) -> Path:
-    """kyoten.toml naming the shared cluster: site-a, site-b, pool-a, pool-b."""
-    return write_lab_config(cluster, lab_root / "kyoten")
+def per_stack() -> Iterator[dict[tuple[str, str], Any]]:
+    """What :func:`kyoten_config` and :func:`agent2` made, by (what, stack). They look it up
+    per test: a session fixture of their own would keep what it made for the stack a folder
+    ran last (tests/stacks.py runs folders once per stack) into the next folder, whose
+    ``cluster`` is bookworm's, and its agent would poll the other stack's servers."""
+    made: dict[tuple[str, str], Any] = {}
+    yield made
+    for (what, _), value in made.items():
+        if what == "agent2":
+            value.stop()
 
 
-@pytest.fixture(scope="session")
-def agent2(cluster: Cluster, kyoten_config: Path, lab_root: Path) -> Iterator[Agent2]:
+@pytest.fixture
+def kyoten_config(cluster: Cluster, lab_root: Path, per_stack: dict[tuple[str, str], Any]) -> Path:
+    """kyoten.toml naming the stack's shared cluster: site-a, site-b, pool-a, pool-b."""
+    key = ("config", cluster.stack)
+    if key not in per_stack:
+        per_stack[key] = write_lab_config(cluster, lab_root / f"kyoten-{cluster.stack}")
+    path: Path = per_stack[key]
+    return path
+
+
+@pytest.fixture
+def agent2(
+    cluster: Cluster, kyoten_config: Path, lab_root: Path, per_stack: dict[tuple[str, str], Any]
+) -> Agent2:
     """The cluster's stack's zabbix_agent2 (as user zabbix; bookworm: 6.0.14, trixie: 7.0
-    with 4.6's pcp tools) with kyoten's generated UserParameters."""
-    agent = Agent2(
-        lab_root / f"agent2-{cluster.stack}",
-        render_userparameters(kyoten_binary(), str(kyoten_config)).splitlines(),
-        **cluster.agent2_options(),
-    )
-    agent.start()
-    assert_stack_agent(agent, cluster.stack)
-    yield agent
-    agent.stop()
+    with 4.6's pcp tools) with kyoten's generated UserParameters, one per stack and session."""
+    key = ("agent2", cluster.stack)
+    if key not in per_stack:
+        agent = Agent2(
+            lab_root / f"agent2-{cluster.stack}",
+            render_userparameters(kyoten_binary(), str(kyoten_config)).splitlines(),
+            **cluster.agent2_options(),
+        )
+        agent.start()
+        per_stack[key] = agent
+        assert_stack_agent(agent, cluster.stack)
+    found: Agent2 = per_stack[key]
+    return found
