@@ -138,6 +138,7 @@ def test_exhausted_pgpool_reaches_the_noc_though_it_locks_site_a_frontend_out(la
     """Every child of pool-a taken: the active server (site A, through pool-a) still raises the
     lead over the connections it keeps, the bridge delivers it, and the fault sees it although
     site A's frontend, which connects afresh through pool-a, shows only its database error."""
+    quiet(lab)  # a fault of its own, not a late member of the previous test's incident
     out = demo(lab, "fault", "children-exhausted", "--timeout", "180")
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
