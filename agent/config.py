@@ -145,9 +145,9 @@ def read_text(path: str) -> str:
         ) from None
 
 
-def read_config(path: str) -> tuple[Config, str, list[str]]:
-    """The config in the file ``path``, with what it was made from: the file's text and the
-    files its secrets were read from (``*_file``)."""
+def read_config(path: str) -> tuple[Config, list[str]]:
+    """The config in the file ``path``, with the files its secrets were read from
+    (``*_file``), which it also depends on."""
     text = read_text(path)
     import tomllib  # here: kyoten get mostly reuses a checked config (config_cache)
 
@@ -156,7 +156,7 @@ def read_config(path: str) -> tuple[Config, str, list[str]]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     files: list[str] = []
-    return parse_config(raw, path, files), text, files
+    return parse_config(raw, path, files), files
 
 
 def _ep(v: dict[str, Any]) -> Endpoint:

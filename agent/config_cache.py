@@ -80,7 +80,7 @@ def load_config_cached(path: str | None = None) -> Config:
         found = _cached(entry_path, p)
         if found is not None:
             return found
-    config, _, files = read_config(p)
+    config, files = read_config(p)
     if entry_path is not None:
         _store(entry_path, p, files, config)
     return config

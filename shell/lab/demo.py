@@ -1082,15 +1082,16 @@ Stop:               kyoten demo down""")
         site B's frontend (through pool-b) is shot too, as ``<tag>-site-b-*.png``: what the
         NOC still sees when site A's Pgpool is exhausted.
         """
-        if not self.screenshot_frontend(self.web_url, folder, tag):
-            self.screenshot_frontend(self.web_url_b, folder, f"{tag}-site-b")
+        if not self.screenshot_frontend(self.p.web, folder, tag):
+            self.screenshot_frontend(self.p.web_b, folder, f"{tag}-site-b")
 
-    def screenshot_frontend(self, url: str, folder: Path, tag: str) -> bool:
+    def screenshot_frontend(self, port: int, folder: Path, tag: str) -> bool:
         """One frontend's dashboard and map; False if it showed its error page instead."""
         from kyoten.agent.export import topology
         from kyoten.shell.lab.browser import Browser, FrontendUnavailable
         from kyoten.shell.lab.zabbix import ADMIN_PASSWORD, ADMIN_USER, login
 
+        url = f"http://127.0.0.1:{port}"
         b = Browser(url, "demo", ADMIN_USER, ADMIN_PASSWORD, login=False)
         try:
             try:
@@ -1102,7 +1103,7 @@ Stop:               kyoten demo down""")
                 print(f"  screenshots: {', '.join(str(s) for s in shots)}")
                 print(f"  the frontend at {url} shows its error page instead: {exc}")
                 return False
-            api = login(int(url.rsplit(":", 1)[1]))
+            api = login(port)
             (found,) = api.map.get(filter={"name": topology.MAP_NAME}, output=["sysmapid"])
             time.sleep(6)  # the dashboard's widgets fetch their data after the page
             shots = [b.shot(folder, f"{tag}-dashboard")]
