@@ -11,6 +11,7 @@ import contextlib
 import json
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,8 +187,9 @@ class Agents:
         self.made: list[lab.Agent2] = []
 
     def __call__(self, extra: list[str], race_retries: int = 1, **kwargs: Any) -> lab.Agent2:
-        root = self.root / f"agent-{len(self.made)}-{lab.free_port()}"
-        root.mkdir(mode=0o755)
+        # unique whatever ran before in this session (a port number, once free, comes back)
+        root = Path(tempfile.mkdtemp(prefix=f"agent-{len(self.made)}-", dir=self.root))
+        root.chmod(0o755)
         lab.chown_to_zabbix(root)
         agent = lab.Agent2(root, extra, **kwargs)
         self.made.append(agent)
