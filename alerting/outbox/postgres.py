@@ -350,7 +350,16 @@ class PostgresOutbox:
             if fresh:
                 await conn.execute(_MIGRATE)
 
-        await self._run("misc", schema)
+        for attempt in range(3):
+            try:
+                await self._run("misc", schema)
+                break
+            except psycopg.errors.DeadlockDetected:
+                # the DDL against a running bridge's writes: PostgreSQL aborts one side, and
+                # the answer it documents is to run the aborted transaction again
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.1)
         self._intake_task = asyncio.create_task(self._intake_loop(), name="outbox-intake")
 
     async def close(self) -> None:
